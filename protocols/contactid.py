@@ -1,0 +1,233 @@
+# Ademco Contact ID (SIA DC-05), as panels send it on a phone line and inside
+# SIA DC-09 "ADM-CID" frames. Runs on CPython and MicroPython.
+#
+#   ACCT MT Q EEE GG CCC S      e.g. 1234 18 1 131 01 015 8
+#   account (4 digits), message type (18 or 98), qualifier (1 new event or opening,
+#   3 restore or closing, 6 previously reported / status), event code, group or
+#   partition, zone or user, check digit.
+#
+# The event class and category are derived from code ranges here, so a panel does
+# not carry the name table (contactid_codes.py, loaded only by describe()).
+
+class ContactIDError(ValueError):
+    pass
+
+
+QUALIFIER_NEW = 1
+QUALIFIER_RESTORE = 3
+QUALIFIER_STATUS = 6
+QUALIFIERS = (QUALIFIER_NEW, QUALIFIER_RESTORE, QUALIFIER_STATUS)
+
+# Event classes the gateway routes on, and the finer categories forwarder filters use.
+EVENT_CLASSES = ("alarm", "trouble", "open_close", "access", "bypass", "test", "other")
+CATEGORIES = ("medical", "fire", "panic", "duress", "burglary", "tamper", "gas",
+              "environmental", "power", "communication", "system", "access",
+              "arming", "bypass", "test", "other")
+
+# DTMF digit values: "0" is sent as 10 ("A"); B-F are 11-15 (DC-05 section 2.1).
+_HEX = "0123456789ABCDEF"
+
+
+def _digit_value(ch):
+    v = _HEX.find(ch.upper())
+    if v < 0:
+        raise ContactIDError("not a Contact ID digit: %r" % ch)
+    return 10 if v == 0 else v
+
+
+def check_digit(digits15):
+    """The digit that makes the sum of all 16 digits (0 counted as 10) a multiple of 15."""
+    total = 0
+    for ch in digits15:
+        total += _digit_value(ch)
+    s = 15 - total % 15
+    # s is 1..15; a value of 10 is written "0", 15 as "F" (sum already a multiple of 15).
+    return "0" if s == 10 else _HEX[s]
+
+
+def classify(code):
+    """(event_class, category) for a 3-digit event code, from DC-05's code ranges."""
+    if 100 <= code <= 102:
+        return "alarm", "medical"
+    if 110 <= code <= 118:
+        return "alarm", "fire"
+    if code in (121, 124, 125):
+        return "alarm", "duress"
+    if 120 <= code <= 129:
+        return "alarm", "panic"
+    if code in (137, 144, 145):
+        return "alarm", "tamper"
+    if 130 <= code <= 139 or code == 146:
+        return "alarm", "burglary"
+    if code in (151, 157):
+        return "alarm", "gas"
+    if 150 <= code <= 169:
+        return "alarm", "environmental"
+    if 140 <= code <= 149:
+        return "alarm", "other"
+    if 100 <= code <= 199:
+        return "alarm", "other"
+    if 200 <= code <= 299:
+        return "trouble", "fire"            # fire supervisory
+    if code in (301, 302, 309, 311, 312, 337, 338, 342, 384):
+        return "trouble", "power"
+    if code in (341, 383):
+        return "trouble", "tamper"
+    if 350 <= code <= 359:
+        return "trouble", "communication"
+    if 373 <= code <= 378:
+        return "trouble", "fire"
+    if 300 <= code <= 399:
+        return "trouble", "system"
+    if code in (423, 426):                  # door forced open, door held (propped) open
+        return "alarm", "access"
+    if 421 <= code <= 434 or code in (461, 462):
+        return "access", "access"
+    if 410 <= code <= 419:
+        return "other", "system"            # remote access, up/download
+    if code == 465:
+        return "other", "panic"             # panic alarm reset
+    if 400 <= code <= 499:
+        return "open_close", "arming"
+    if 500 <= code <= 599:
+        return "bypass", "bypass"
+    if code == 624:                         # event log overflow: events were lost
+        return "trouble", "system"
+    if 600 <= code <= 619:
+        return "test", "test"
+    return "other", "system" if 620 <= code <= 699 else "other"
+
+
+def describe(code):
+    """(name, event_class, category) for an event code; unknown codes get a generic name."""
+    from protocols.contactid_codes import NAMES
+    event_class, category = classify(code)
+    name = NAMES.get(code)
+    if name is None:
+        name = "unknown event %03d" % code
+    return name, event_class, category
+
+
+class Report:
+    """One Contact ID event report."""
+
+    def __init__(self, account, qualifier, code, partition=0, zone=0, msg_type=18):
+        self.account = account
+        self.qualifier = qualifier
+        self.code = code
+        self.partition = partition
+        self.zone = zone
+        self.msg_type = msg_type
+
+    @property
+    def event_class(self):
+        return classify(self.code)[0]
+
+    @property
+    def category(self):
+        return classify(self.code)[1]
+
+    @property
+    def name(self):
+        return describe(self.code)[0]
+
+    @property
+    def is_new(self):
+        return self.qualifier == QUALIFIER_NEW
+
+    @property
+    def is_restore(self):
+        return self.qualifier == QUALIFIER_RESTORE
+
+    @property
+    def is_status(self):
+        return self.qualifier == QUALIFIER_STATUS
+
+    def validate(self):
+        if self.qualifier not in QUALIFIERS:
+            raise ContactIDError("qualifier must be 1, 3 or 6, not %r" % (self.qualifier,))
+        if not (0 <= self.code <= 999):
+            raise ContactIDError("event code must be 000-999, not %r" % (self.code,))
+        if not (0 <= self.partition <= 99):
+            raise ContactIDError("partition must be 00-99, not %r" % (self.partition,))
+        if not (0 <= self.zone <= 999):
+            raise ContactIDError("zone or user must be 000-999, not %r" % (self.zone,))
+        if self.msg_type not in (None, 18, 98):
+            raise ContactIDError("message type must be 18 or 98, not %r" % (self.msg_type,))
+        acct = self.account
+        if not isinstance(acct, str) or not (3 <= len(acct) <= 16):
+            raise ContactIDError("account must be 3-16 hex digits, not %r" % (acct,))
+        for ch in acct:  # hex by the standard; DC-09 panels also use letters past F
+            if not ("0" <= ch <= "9" or "A" <= ch.upper() <= "Z"):
+                raise ContactIDError("account must be letters or digits, not %r" % (acct,))
+
+    def __eq__(self, other):
+        return (isinstance(other, Report) and self.account == other.account
+                and self.qualifier == other.qualifier and self.code == other.code
+                and self.partition == other.partition and self.zone == other.zone
+                and self.msg_type == other.msg_type)
+
+    def __repr__(self):
+        return "Report(%r, %d, %d, %d, %d, %r)" % (
+            self.account, self.qualifier, self.code, self.partition, self.zone, self.msg_type)
+
+
+def encode(report):
+    """The 16-digit Contact ID message with its check digit (4-digit account)."""
+    report.validate()
+    if len(report.account) != 4:
+        raise ContactIDError("a Contact ID message carries a 4-digit account, not %r" % report.account)
+    body = "%s%02d%d%03d%02d%03d" % (report.account.upper(), report.msg_type or 18,
+                                     report.qualifier, report.code, report.partition, report.zone)
+    return body + check_digit(body)
+
+
+def decode(text):
+    """Parse a 16-digit Contact ID message (spaces allowed) and verify its check digit."""
+    digits = text.replace(" ", "")
+    if len(digits) != 16:
+        raise ContactIDError("a Contact ID message has 16 digits, this has %d" % len(digits))
+    if check_digit(digits[:15]) != digits[15].upper():
+        raise ContactIDError("check digit %s is wrong (expected %s)" % (digits[15], check_digit(digits[:15])))
+    fields = digits[4:15]
+    if not fields.isdigit():
+        raise ContactIDError("message type, event, group and zone must be decimal: %r" % fields)
+    mt = int(fields[0:2])
+    if mt not in (18, 98):
+        raise ContactIDError("message type must be 18 or 98, not %d" % mt)
+    report = Report(digits[:4].upper(), int(fields[2]), int(fields[3:6]),
+                    int(fields[6:8]), int(fields[8:11]), mt)
+    report.validate()
+    return report
+
+
+def dc09_data(report):
+    """The data block of a DC-09 ADM-CID frame (without brackets): `#ACCT|QEEE GG ZZZ`.
+    DC-09 carries no message type and no check digit: the frame has a CRC."""
+    report.validate()
+    return "#%s|%d%03d %02d %03d" % (report.account.upper(), report.qualifier,
+                                     report.code, report.partition, report.zone)
+
+
+def parse_dc09_data(text, account=None):
+    """Parse `#ACCT|QEEE GG ZZZ` into a Report. The `#ACCT|` part is optional in the
+    field; `account` (the frame header's) stands in when it is missing."""
+    body = text
+    bar = text.find("|")
+    if bar >= 0:
+        account = text[:bar] or account
+        body = text[bar + 1:]
+        if account and account.startswith("#"):
+            account = account[1:]
+    parts = body.split(" ")
+    if len(parts) != 3 or len(parts[0]) != 4 or len(parts[1]) != 2 or len(parts[2]) != 3:
+        raise ContactIDError("ADM-CID data must be QEEE GG ZZZ, not %r" % body)
+    for p in parts:
+        if not p.isdigit():
+            raise ContactIDError("ADM-CID fields must be decimal: %r" % body)
+    if not account:
+        raise ContactIDError("ADM-CID data carries no account and none was given")
+    report = Report(account.upper(), int(parts[0][0]), int(parts[0][1:]),
+                    int(parts[1]), int(parts[2]), None)
+    report.validate()
+    return report

@@ -1,0 +1,28 @@
+# Runs on MicroPython (tests/test_on_micropython.py) and on CPython (pytest).
+from protocols.crc import crc16_arc, xor_check
+
+
+def test_crc16_arc_check_value():
+    # The catalogued check value of CRC-16/ARC (reveng CRC catalogue): "123456789" -> 0xBB3D.
+    assert crc16_arc(b"123456789") == 0xBB3D
+
+
+def test_crc16_arc_of_a_captured_dc09_frame():
+    # Header CRC of a panel's frame captured in a public receiver's source.
+    body = b'"ADM-CID"0020R7896L7896#3456[#3456|1407 00 001]_17:01:14,07-26-2024'
+    assert crc16_arc(body) == 0xF92F
+
+
+def test_crc16_arc_continues():
+    assert crc16_arc(b"56789", crc16_arc(b"1234")) == 0xBB3D
+    assert crc16_arc(b"") == 0
+
+
+def test_xor_check_jt808_heartbeat():
+    # JT/T 808 heartbeat 0x0002 from phone 012345678901, flow 1: the check byte is the
+    # XOR of header and body (JT/T 808-2013 section 4.4).
+    header = bytes([0x00, 0x02, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x00, 0x01])
+    expected = 0
+    for b in header:
+        expected ^= b
+    assert xor_check(header) == expected == 0x02 ^ 0x01 ^ 0x23 ^ 0x45 ^ 0x67 ^ 0x89 ^ 0x01 ^ 0x01
