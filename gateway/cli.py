@@ -12,26 +12,44 @@ import sys
 COMMANDS = {
     "decode": ("gateway.codec_cli", "decode frames (DC-09, Contact ID, JT/T 808, NMEA) to JSON"),
     "encode": ("gateway.codec_cli", "encode JSON to a frame (DC-09, Contact ID, JT/T 808)"),
+    "gateway": ("gateway.service", "run the gateway: receive, store, forward (--config FILE.toml)"),
+    "log": ("gateway.log_cli", "event log: verify the hash chain, apply retention"),
+    "demo": ("gateway.demo", "a compound of simulated panels -> alarm-service center -> 110 center, live"),
 }
 
 
 def build_parser():
+    """The top-level parser: lists the commands without importing their modules, so
+    one command's missing dependency cannot break the others."""
     parser = argparse.ArgumentParser(prog="jifang", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
-        adder = getattr(mod, "add_arguments_" + name, None) or mod.add_arguments
-        adder(p)
-        p.set_defaults(_module=module, _command=name)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+def command_parser(name):
+    module, help_text = COMMANDS[name]
+    mod = importlib.import_module(module)
+    parser = argparse.ArgumentParser(prog="jifang " + name, description=help_text)
+    adder = getattr(mod, "add_arguments_" + name, None) or mod.add_arguments
+    adder(parser)
+    return mod, parser
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    mod = importlib.import_module(args._module)
-    runner = getattr(mod, "run_" + args._command, None) or mod.run
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)        # prints usage or help and exits
+        return 2
+    name = argv[0]
+    mod, parser = command_parser(name)
+    # Intermixed: options may come before or after the frames (`decode dc09 --key K -`).
+    try:
+        args = parser.parse_intermixed_args(argv[1:])
+    except TypeError:                          # a command with sub-commands (`log verify`)
+        args = parser.parse_args(argv[1:])
+    runner = getattr(mod, "run_" + name, None) or mod.run
     try:
         return runner(args) or 0
     except KeyboardInterrupt:
