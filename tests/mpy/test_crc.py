@@ -26,3 +26,10 @@ def test_xor_check_jt808_heartbeat():
     for b in header:
         expected ^= b
     assert xor_check(header) == expected == 0x02 ^ 0x01 ^ 0x23 ^ 0x45 ^ 0x67 ^ 0x89 ^ 0x01 ^ 0x01
+    # The fold works for every length, odd and even, and for empty input.
+    for n in range(0, 40):
+        data = bytes((i * 37 + 11) & 0xFF for i in range(n))
+        loop = 0
+        for b in data:
+            loop ^= b
+        assert xor_check(data) == loop
