@@ -55,10 +55,11 @@ def cases():
     ]
     try:
         from protocols import jt808
-        # A 0x0200 position with extra items, built on our own codec (see its tests for
-        # captured device frames).
         frame = bytes.fromhex(_jt808_sample())
-        out.append(("jt808 decode, 0x0200 position", lambda: jt808.decode_frame(frame)))
+        splitter = jt808.FrameSplitter()
+        stream = frame * 16
+        out.append(("jt808 decode, 0x0200 position + 7 items", lambda: jt808.decode_frame(frame)))
+        out.append(("jt808 FrameSplitter, 16 frames/segment (per frame)", lambda: splitter.feed(stream), 16))
     except Exception as e:  # noqa: BLE001 - the bench reports what it could not measure
         print("jt808: not measured (%s)" % e)
     try:
@@ -73,12 +74,10 @@ def cases():
 
 
 def _jt808_sample():
-    from tests.protocols import test_jt808
-    for name in ("POSITION_2013", "POSITION", "TRACCAR_POSITION"):
-        if hasattr(test_jt808, name):
-            value = getattr(test_jt808, name)
-            return value.hex() if isinstance(value, bytes) else value
-    raise LookupError("no sample position frame exported by tests/protocols/test_jt808.py")
+    # A power-low alarm position with 7 extra items, captured by Traccar's test suite
+    # (the same frame tests/protocols/test_jt808.py quotes as T_POWER_LOW).
+    from tests.protocols.test_jt808 import T_POWER_LOW
+    return T_POWER_LOW.hex()
 
 
 def main():

@@ -8,7 +8,7 @@ NAMES = {
     110: "Fire", 111: "Smoke", 112: "Combustion", 113: "Water flow", 114: "Heat",
     115: "Pull station", 116: "Duct", 117: "Flame", 118: "Near alarm",
     120: "Panic", 121: "Duress", 122: "Silent panic", 123: "Audible panic",
-    124: "Duress - access granted", 125: "Duress - egress granted",
+    124: "Duress - access granted", 125: "Duress - egress granted", 126: "Hold-up suspicion print",
     130: "Burglary", 131: "Perimeter", 132: "Interior", 133: "24 hour (safe)",
     134: "Entry/exit", 135: "Day/night", 136: "Outdoor", 137: "Tamper",
     138: "Near alarm", 139: "Intrusion verifier",
