@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # console browser tests (Playwright drives it)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

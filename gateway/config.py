@@ -1,0 +1,338 @@
+"""Gateway configuration: one TOML file, validated completely at start-up.
+
+A bad config stops the gateway before it opens a socket, with a message that
+names the key, the value it found and what to write instead, e.g.
+
+    config error in asc.toml: forwarders[0].receivers[1] = 'localhost':
+    expected HOST:PORT; fix: write it like "127.0.0.1:7001"
+
+Relative paths (store.path) are resolved against the folder of the config file,
+so a config works the same whatever directory the gateway is started from.
+"""
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.event import EVENT_CLASSES, CATEGORIES
+
+# Records must be kept at least 30 days by the strictest rule the product serves
+# (DESIGN.md, "Rules"); a config asking for less is refused rather than obeyed.
+MIN_RETENTION_DAYS = 30
+DEFAULT_RETENTION_DAYS = {"default": 30, "alarm": 730}
+
+# What goes up to the 110 center unless a forwarder says otherwise: alarms
+# (panic, duress, fire, medical, burglary, tamper ...) and troubles, not openings/closings.
+DEFAULT_FORWARD_CLASSES = ("alarm", "trouble")
+DEFAULT_FORWARD_CATEGORIES = ("panic", "duress", "fire", "medical", "tamper")
+
+FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "console")
+
+
+class ConfigError(ValueError):
+    def __init__(self, key, value, problem, fix, source="config"):
+        self.key, self.value, self.problem, self.fix = key, value, problem, fix
+        super().__init__("config error in %s: %s = %r: %s; fix: %s" % (source, key, value, problem, fix))
+
+
+@dataclass
+class Device:
+    account: str                   # hex digits, or "*" = any account not listed (gateway peering)
+    key: bytes | None = None       # AES key; None = the "*" entry's key, or unencrypted if none
+    site: str = ""
+    address: str = ""
+    contact: str = ""
+    type: str = "panel"
+    reporting_interval: int = 0    # seconds; 0 = learn it from the device's link tests
+
+    def enrichment(self):
+        return {"site": self.site, "address": self.address, "contact": self.contact, "type": self.type}
+
+
+@dataclass
+class Forwarder:
+    name: str
+    type: str
+    classes: tuple = DEFAULT_FORWARD_CLASSES
+    categories: tuple = DEFAULT_FORWARD_CATEGORIES
+    # dc09
+    receivers: list = field(default_factory=list)   # [(host, port)], first = primary
+    key: bytes | None = None
+    receiver_number: str | None = None
+    prefix: str = "0"
+    ack_timeout: float = 5.0
+    retry_initial: float = 0.5
+    retry_max: float = 30.0
+    failback_after: float = 30.0
+    send_position: bool = True     # pysiaalarm accepts one extended-data block only: set false for it
+    link_account: str | None = None   # this gateway's account on the link, for NULL link tests
+    link_test_seconds: float = 0      # idle time before a link test; 0 = none
+    # webhook
+    url: str = ""
+    secret: str = ""
+    # mqtt
+    broker: tuple | None = None
+    topic_prefix: str = "jifang"
+
+    def accepts(self, event_class, category):
+        return event_class in self.classes or category in self.categories
+
+
+@dataclass
+class Config:
+    name: str
+    store_path: Path
+    retention_days: dict
+    purge_interval: float
+    receiver_listen: tuple | None
+    timestamp_ahead: int
+    timestamp_behind: int
+    learned_interval_factor: float
+    http_listen: tuple | None
+    mqtt_source: dict | None
+    devices: dict                  # account -> Device ("*" possible)
+    forwarders: list
+    secrets: list                  # every secret string, so logs can scrub them
+
+    def device(self, account):
+        """The registry entry for an account, else the "*" entry (gateway peering)."""
+        return self.devices.get(account) or self.devices.get("*")
+
+    def key_for(self, account):
+        """A device's own key, else the "*" entry's: a 110 center can list sites for
+        enrichment and still take every account relayed under one peering key."""
+        device = self.devices.get(account)
+        if device is not None and device.key is not None:
+            return device.key
+        star = self.devices.get("*")
+        return star.key if star is not None else None
+
+
+class _Table:
+    """One TOML table with its dotted path, for error messages that name the key."""
+
+    def __init__(self, data, path, source, known):
+        self.data, self.path, self.source = data, path, source
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                fix = ("did you mean %r?" % close[0]) if close else ("known keys: " + ", ".join(sorted(known)))
+                raise ConfigError(self.key(key), data[key], "unknown key", fix, source)
+
+    def key(self, name):
+        return "%s.%s" % (self.path, name) if self.path else name
+
+    def error(self, name, problem, fix):
+        return ConfigError(self.key(name), self.data.get(name), problem, fix, self.source)
+
+    def get(self, name, kind, default=None, required=False, fix=None):
+        if name not in self.data:
+            if required:
+                raise ConfigError(self.key(name), None, "missing", fix or "add it", self.source)
+            return default
+        value = self.data[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise self.error(name, "expected %s" % " or ".join(k.__name__ for k in kinds),
+                             fix or "write a %s" % kinds[0].__name__)
+        return value
+
+    def number(self, name, default, minimum, maximum=None):
+        value = self.get(name, (int, float), default)
+        if value < minimum or (maximum is not None and value > maximum):
+            span = "%s..%s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
+            raise self.error(name, "out of range", "use a value in %s" % span)
+        return value
+
+    def address(self, name, required=False):
+        value = self.get(name, str, required=required, fix='write HOST:PORT, e.g. "127.0.0.1:7001"')
+        if value is None:
+            return None
+        return parse_address(value, self.key(name), self.source)
+
+    def table(self, name, known, default_empty=True):
+        value = self.get(name, dict, {} if default_empty else None)
+        return None if value is None else _Table(value, self.key(name), self.source, known)
+
+    def tables(self, name, known):
+        value = self.get(name, list, [], fix="write [[%s]] tables" % name)
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise ConfigError("%s[%d]" % (self.key(name), i), item, "expected a table", "write [[%s]]" % name, self.source)
+            out.append(_Table(item, "%s[%d]" % (self.key(name), i), self.source, known))
+        return out
+
+
+def parse_address(value, key="address", source="config"):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(key, value, "expected HOST:PORT", 'write it like "127.0.0.1:7001"', source)
+    return host, int(port)
+
+
+def _is_account(text):
+    return 3 <= len(text) <= 16 and all(c in "0123456789ABCDEFabcdef" for c in text)
+
+
+def _key(table, dc09):
+    """An AES key from key_hex (binary key in hex, the standard's way) or key_text
+    (the characters are the key, pysiaalarm's and several panels' way)."""
+    hex_value, text_value = table.get("key_hex", str), table.get("key_text", str)
+    if hex_value is not None and text_value is not None:
+        raise table.error("key_text", "both key_hex and key_text given",
+                          "keep the one matching how the panel was programmed")
+    if hex_value is not None:
+        try:
+            key = dc09.key_from_hex(hex_value)
+        except ValueError:
+            key = None
+        if key is None or len(key) not in (16, 24, 32):
+            raise table.error("key_hex", "not 32, 48 or 64 hex digits",
+                              "write the binary AES key in hex (AES-128: 32 digits), or use key_text for a text key")
+        return key
+    if text_value is not None:
+        if len(text_value) not in (16, 24, 32) or not text_value.isascii():
+            raise table.error("key_text", "not 16, 24 or 32 ASCII characters",
+                              "write the key exactly as typed into the panel (16, 24 or 32 characters)")
+        return dc09.key_from_text(text_value)
+    return None
+
+
+def _classes(table, name, default, allowed):
+    value = table.get(name, list, None)
+    if value is None:
+        return default
+    for item in value:
+        if item not in allowed:
+            raise table.error(name, "unknown value %r" % item, "choose from: " + ", ".join(allowed))
+    return tuple(value)
+
+
+def load(path):
+    path = Path(path)
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("--config", source, "file not found", "give the path of a gateway TOML file (see examples/)", source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(file)", source, "not valid TOML: %s" % exc, "fix the TOML syntax at that line", source)
+    return from_dict(data, base_dir=path.parent, source=source)
+
+
+def from_dict(data, base_dir=Path("."), source="config"):
+    from protocols import dc09  # the codec is needed only to turn keys into bytes
+
+    root = _Table(data, "", source, ["gateway", "store", "receiver", "supervision", "http",
+                                    "mqtt_source", "devices", "forwarders"])
+    gw = root.table("gateway", ["name"])
+    name = gw.get("name", str, "gateway")
+
+    store = root.table("store", ["path", "retention_days", "purge_interval_hours"])
+    store_path = Path(store.get("path", str, "events.db"))
+    if not store_path.is_absolute():
+        store_path = Path(base_dir) / store_path
+    retention = dict(DEFAULT_RETENTION_DAYS)
+    ret = store.table("retention_days", ["default"] + list(EVENT_CLASSES))
+    for cls in ret.data:
+        retention[cls] = ret.get(cls, int)
+        if retention[cls] < MIN_RETENTION_DAYS:
+            raise ret.error(cls, "shorter than the %d days the regulations require" % MIN_RETENTION_DAYS,
+                            "set %d or more" % MIN_RETENTION_DAYS)
+    purge_interval = store.number("purge_interval_hours", 24, 1) * 3600
+
+    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds"])
+    receiver_listen = receiver.address("listen")
+    ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
+    behind = receiver.number("timestamp_behind_seconds", 40, 0, 3600)
+
+    sup = root.table("supervision", ["learned_interval_factor"])
+    factor = sup.number("learned_interval_factor", 3, 1.5, 100)
+
+    http = root.table("http", ["listen"])
+    http_listen = http.address("listen")
+
+    mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix"], default_empty=False)
+    mqtt_source = None
+    if mqtt_table is not None:
+        mqtt_source = {"broker": mqtt_table.address("broker", required=True),
+                       "topic_prefix": mqtt_table.get("topic_prefix", str, "jifang")}
+
+    secrets = []
+    devices = {}
+    for t in root.tables("devices", ["account", "key_hex", "key_text", "site", "address", "contact",
+                                     "type", "reporting_interval_seconds"]):
+        account = t.get("account", str, required=True, fix='write the panel account, e.g. "1234"')
+        if account != "*" and not _is_account(account):
+            raise t.error("account", "not 3-16 hex digits", 'write the account as programmed in the panel, or "*" for any account')
+        account = account.upper()
+        if account in devices:
+            raise t.error("account", "listed twice", "keep one [[devices]] entry per account")
+        key = _key(t, dc09)
+        secrets += [v for v in (t.get("key_hex", str), t.get("key_text", str)) if v]
+        devices[account] = Device(
+            account=account, key=key, site=t.get("site", str, ""), address=t.get("address", str, ""),
+            contact=t.get("contact", str, ""), type=t.get("type", str, "panel"),
+            reporting_interval=int(t.number("reporting_interval_seconds", 0, 0)))
+
+    forwarders = []
+    names = set()
+    for t in root.tables("forwarders", ["name", "type", "classes", "categories", "receivers", "key_hex",
+                                        "key_text", "receiver_number", "prefix", "ack_timeout_seconds",
+                                        "retry_initial_seconds", "retry_max_seconds", "failback_seconds", "send_position",
+                                        "link_account", "link_test_seconds",
+                                        "url", "secret", "broker", "topic_prefix"]):
+        fname = t.get("name", str, required=True, fix='give each forwarder a unique name, e.g. "110"')
+        if fname in names:
+            raise t.error("name", "used twice", "give each forwarder a unique name (it keys its cursor in the store)")
+        names.add(fname)
+        ftype = t.get("type", str, required=True, fix="one of " + ", ".join(FORWARDER_TYPES))
+        if ftype not in FORWARDER_TYPES:
+            raise t.error("type", "unknown forwarder type", "one of " + ", ".join(FORWARDER_TYPES))
+        fw = Forwarder(name=fname, type=ftype,
+                       classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype != "console" else EVENT_CLASSES, EVENT_CLASSES),
+                       categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype != "console" else (), CATEGORIES))
+        if ftype == "dc09":
+            addresses = t.get("receivers", list, required=True, fix='list receivers, primary first: ["127.0.0.1:7001"]')
+            if not addresses:
+                raise t.error("receivers", "empty", 'list at least one receiver, e.g. ["127.0.0.1:7001"]')
+            for i, address in enumerate(addresses):
+                if not isinstance(address, str):
+                    raise t.error("receivers", "expected strings", 'write ["HOST:PORT", ...]')
+                fw.receivers.append(parse_address(address, "%s[%d]" % (t.key("receivers"), i), source))
+            fw.key = _key(t, dc09)
+            secrets += [v for v in (t.get("key_hex", str), t.get("key_text", str)) if v]
+            fw.receiver_number = t.get("receiver_number", str)
+            fw.prefix = t.get("prefix", str, "0")
+            fw.ack_timeout = t.number("ack_timeout_seconds", 5, 0.1, 300)
+            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
+            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
+            fw.failback_after = t.number("failback_seconds", 30, 0.1, 86400)
+            fw.send_position = t.get("send_position", bool, True)
+            fw.link_account = t.get("link_account", str)
+            if fw.link_account is not None and not _is_account(fw.link_account):
+                raise t.error("link_account", "not 3-16 hex digits", "write the account the upstream knows this gateway by")
+            fw.link_test_seconds = t.number("link_test_seconds", 60 if fw.link_account else 0, 0, 86400)
+            if fw.link_test_seconds and not fw.link_account:
+                raise t.error("link_test_seconds", "link tests need an account", 'set link_account too, e.g. "9001"')
+        elif ftype == "webhook":
+            fw.url = t.get("url", str, required=True, fix='write the endpoint, e.g. "https://110.example/alarms"')
+            if not fw.url.startswith(("http://", "https://")):
+                raise t.error("url", "not an http(s) URL", 'write it like "https://host/path"')
+            fw.secret = t.get("secret", str, required=True, fix="write the shared HMAC secret agreed with the receiver")
+            secrets.append(fw.secret)
+            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
+            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
+        elif ftype == "mqtt":
+            fw.broker = t.address("broker", required=True)
+            fw.topic_prefix = t.get("topic_prefix", str, "jifang")
+            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
+            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
+        forwarders.append(fw)
+
+    return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
+                  receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
+                  learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
+                  devices=devices, forwarders=forwarders, secrets=secrets)

@@ -1,0 +1,165 @@
+"""`jifang demo`: the whole alarm path on one machine, no external services.
+
+    24 simulated panels (Lakeside Garden compound; encrypted DC-09, TCP and UDP)
+      -> alarm-service-center gateway   (examples/alarm-service-center.toml)
+      -> 110-center gateway             (examples/110-center.toml)
+      -> live feed of what the 110 center receives, printed here
+
+Both gateways run their example configs unchanged except for what must differ on
+this machine: free loopback ports instead of the fixed ones, a data directory of
+their own, and a short reporting interval so supervision shows within a minute
+(one panel's line is cut after 20 s and restored after 60 s). Stops on Ctrl-C, or
+after --duration seconds, then verifies both hash-chained logs.
+"""
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEMO_REPORTING_INTERVAL = 20
+CUT_LINE_AFTER, RESTORE_LINE_AFTER = 20, 60
+STATUS_EVERY = 15
+
+
+def status_line(asc, center, panels):
+    outbox = asc.forwarders[0].outbox
+    return ("--- status: panels have %d events ACKed, %d waiting in their buffers; center recorded %d, "
+            "%d queued for 110; 110 recorded %d" % (
+                sum(len(p.acked) for p in panels), sum(len(p.buffer) for p in panels),
+                asc.metrics.total("jifang_events_in_total"), outbox.depth(),
+                center.metrics.total("jifang_events_in_total")))
+
+
+def add_arguments(parser):
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
+    parser.add_argument("--panels", type=int, default=24, help="how many of the compound's panels to simulate (20-24)")
+    parser.add_argument("--data-dir", default=None, help="keep the stores here (default: a fresh temporary folder)")
+    parser.add_argument("--mean-gap", type=float, default=8.0, help="mean seconds between one panel's events")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the simulated traffic")
+
+
+def run(args):
+    if not 1 <= args.panels <= 24:
+        print("--panels must be 1..24 (the example compound has 24)", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="jifang-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(demo(args, data_dir))
+
+
+def demo_configs(data_dir, ports):
+    """The two example configs, moved onto this machine's free ports and data dir."""
+    from gateway import config as config_module
+    with open(EXAMPLES / "alarm-service-center.toml", "rb") as f:
+        asc = tomllib.load(f)
+    with open(EXAMPLES / "110-center.toml", "rb") as f:
+        center = tomllib.load(f)
+    asc["store"]["path"] = str(data_dir / "asc-events.db")
+    asc["receiver"]["listen"] = "127.0.0.1:%d" % ports["asc"]
+    asc["http"]["listen"] = "127.0.0.1:%d" % ports["asc_http"]
+    asc["forwarders"][0]["receivers"] = ["127.0.0.1:%d" % ports["110"]]
+    asc["forwarders"][0]["retry_max_seconds"] = 5
+    for device in asc["devices"]:
+        device["reporting_interval_seconds"] = DEMO_REPORTING_INTERVAL
+    center["store"]["path"] = str(data_dir / "110-events.db")
+    center["receiver"]["listen"] = "127.0.0.1:%d" % ports["110"]
+    center["http"]["listen"] = "127.0.0.1:%d" % ports["110_http"]
+    return (config_module.from_dict(asc, data_dir, "alarm-service-center.toml (demo)"),
+            config_module.from_dict(center, data_dir, "110-center.toml (demo)"))
+
+
+def free_ports():
+    import socket
+    ports = {}
+    for name in ("asc", "110", "asc_http", "110_http"):
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            try:        # DC-09 listens on TCP and UDP: the port must be free for both
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                continue
+        ports[name] = port
+    return ports
+
+
+async def demo(args, data_dir):
+    from gateway import logs
+    from gateway.app import Gateway
+    from gateway.panelsim import Compound, Panel
+    from gateway.store import verify
+
+    ports = free_ports()
+    asc_config, center_config = demo_configs(data_dir, ports)
+    log_file = open(data_dir / "gateways.log", "a", encoding="utf-8")
+    log_handler = logs.setup("INFO", asc_config.secrets + center_config.secrets, "demo", stream=log_file)
+
+    out = sys.stdout
+    center = Gateway(center_config, console_stream=out, console_prefix="110 >> ")
+    asc = Gateway(asc_config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    accounts = [a for a in asc_config.devices if a != "*"][:args.panels]
+    panels = [Panel(a, asc_config.devices[a].key, ("127.0.0.1", ports["asc"]),
+                    transport="udp" if i % 4 == 3 else "tcp", link_test_interval=DEMO_REPORTING_INTERVAL / 2)
+              for i, a in enumerate(accounts)]
+    compound = Compound(panels, mean_gap=args.mean_gap, seed=args.seed)
+
+    print("jifang demo: %d panels -> alarm-service center (DC-09 127.0.0.1:%d, metrics http://127.0.0.1:%d/metrics)"
+          % (len(panels), ports["asc"], ports["asc_http"]), file=out)
+    print("            -> 110 center (DC-09 127.0.0.1:%d, metrics http://127.0.0.1:%d/metrics)"
+          % (ports["110"], ports["110_http"]), file=out)
+    print("stores and logs in %s; openings/closings stay at the center, alarms and troubles go to 110." % data_dir, file=out)
+    print("Ctrl-C to stop.%s\n" % (" Stopping after %g s." % args.duration if args.duration else ""), file=out)
+    out.flush()
+
+    started = time.monotonic()
+    next_status = STATUS_EVERY
+    async with center, asc:
+        compound.start()
+        cut = panels[-1]
+        try:
+            while not stop.is_set():
+                elapsed = time.monotonic() - started
+                if args.duration is not None and elapsed >= args.duration:
+                    break
+                if elapsed >= next_status:
+                    next_status += STATUS_EVERY
+                    print(status_line(asc, center, panels), file=out)
+                if not cut.silent and CUT_LINE_AFTER <= elapsed < RESTORE_LINE_AFTER:
+                    cut.silent = True
+                    print("--- demo: cutting the line of panel %s (supervision should raise 350 within %d s)"
+                          % (cut.account, DEMO_REPORTING_INTERVAL), file=out)
+                elif cut.silent and elapsed >= RESTORE_LINE_AFTER:
+                    cut.silent = False
+                    print("--- demo: panel %s is back on line" % cut.account, file=out)
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await compound.stop()
+            # Let what the center already ACKed reach 110 before stopping (bounded).
+            deadline = time.monotonic() + 5
+            while asc.forwarders[0].outbox.depth() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+
+    print("\nstopped after %.0f s." % (time.monotonic() - started), file=out)
+    print(status_line(asc, center, panels), file=out)
+    for name, path in (("center", asc_config.store_path), ("110", center_config.store_path)):
+        result = verify(path)
+        print("log verify %-6s %s: %s" % (name, path, "OK, %d rows intact" % result.rows if result.ok else result.problem), file=out)
+    logging.getLogger("jifang").removeHandler(log_handler)
+    log_file.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Sinks: consume committed Events from the store (the outbox) and deliver them upstream."""

@@ -1,0 +1,102 @@
+"""One forwarder's view of the store: what it still has to deliver, alarms first.
+
+The store is the outbox. At start-up the outbox loads every event after the
+forwarder's durable watermark that it has not delivered yet; while running, the
+pipeline hands it each newly committed event. Nothing is ever taken off the
+outbox until the forwarder has confirmation from upstream, so a crash or a long
+outage upstream loses nothing: the next start reloads the same pending events.
+
+Order: one FIFO per priority tier. `next()` serves the lowest non-empty tier, so a
+panic alarm never waits behind openings, closings or telemetry, however many are
+queued; within a tier events go in commit order, which keeps each account's
+events in order. (An alarm may overtake an older, lower-priority event of the
+same account; life safety wins over strict per-account order across tiers.)
+
+The watermark persisted after each delivery is the id below which everything is
+delivered or filtered out; ids delivered above it (alarms that overtook) are
+remembered separately so a restart does not send them again.
+"""
+import asyncio
+import collections
+import logging
+import time
+
+from gateway.event import PRIORITY_ROUTINE
+
+log = logging.getLogger("jifang.outbox")
+
+
+class Outbox:
+    def __init__(self, spec, store, metrics):
+        self.name = spec.name
+        self.spec = spec
+        self.store = store
+        self.tiers = [collections.deque() for _ in range(PRIORITY_ROUTINE + 1)]
+        self.watermark = 0
+        self.last_seen = 0
+        self._changed = asyncio.Event()
+        self._cursor_writes = set()
+        metrics.add_gauges(self._gauges)
+
+    async def load(self):
+        self.watermark, done = await self.store.cursor(self.name)
+        self.last_seen = self.watermark
+        for stored in await self.store.pending(self.watermark, done):
+            self.offer(stored)
+
+    def offer(self, stored):
+        """Pipeline listener: called once per committed event, in commit order."""
+        self.last_seen = max(self.last_seen, stored.id)
+        ev = stored.event
+        if self.spec.accepts(ev.event_class, ev.category):
+            self.tiers[ev.priority].append(stored)
+            self._changed.set()
+
+    def peek(self):
+        for tier in self.tiers:
+            if tier:
+                return tier[0]
+        return None
+
+    async def next(self):
+        """The event to deliver now (it stays in the outbox until `delivered`)."""
+        while True:
+            item = self.peek()
+            if item is not None:
+                return item
+            self._changed.clear()
+            await self._changed.wait()
+
+    def delivered(self, stored):
+        """Take a confirmed event off the outbox. The cursor is written to the store in
+        the background, in order: the forwarder moves on to the next (maybe an alarm)
+        without waiting for the store. If the gateway dies before the write, the event
+        is sent again after the restart, and the upstream's dedup key absorbs it."""
+        self.tiers[stored.event.priority].remove(stored)
+        heads = [tier[0].id for tier in self.tiers if tier]
+        self.watermark = (min(heads) - 1) if heads else self.last_seen
+        task = asyncio.create_task(self.store.mark_delivered(self.name, stored.id, self.watermark))
+        self._cursor_writes.add(task)
+        task.add_done_callback(self._cursor_written)
+
+    def _cursor_written(self, task):
+        self._cursor_writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("forwarder cursor not saved (events may be sent again after a restart)",
+                      extra={"forwarder": self.name, "error": repr(task.exception())})
+
+    async def flush(self):
+        """Wait for the cursor writes still in flight (before the store closes)."""
+        while self._cursor_writes:
+            await asyncio.gather(*list(self._cursor_writes), return_exceptions=True)
+
+    def depth(self):
+        return sum(len(t) for t in self.tiers)
+
+    def oldest_age(self):
+        oldest = min((t[0].event.received_at_ms for t in self.tiers if t), default=None)
+        return 0 if oldest is None else max(0.0, time.time() - oldest / 1000)
+
+    def _gauges(self):
+        return [("jifang_queue_depth", {"forwarder": self.name}, self.depth()),
+                ("jifang_oldest_unforwarded_seconds", {"forwarder": self.name}, self.oldest_age())]

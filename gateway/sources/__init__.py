@@ -1,0 +1,1 @@
+"""Sources: turn what devices send into Events (DC-09 receiver, MQTT)."""

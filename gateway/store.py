@@ -1,0 +1,343 @@
+"""The event log: SQLite (WAL), append-only, hash-chained. It is also the outbox.
+
+Rows of table `log` are never updated. Each row carries `prev_hash` (the hash of
+the row before it) and `hash` = SHA-256 over (id, kind, prev_hash, body), body
+being the event's canonical JSON. Change a row and its hash no longer matches;
+recompute that hash too and the next row's link breaks; delete a row and the ids
+have a gap. `verify()` walks the chain and names the first row that fails.
+
+The only deletion is `purge()`, for retention. It appends a "purge" row first,
+listing each purged row's id, hash, class and age, so the chain still verifies
+across the gap and the verifier can check that nothing was purged younger than
+its retention. Purge rows themselves are never purged, and since a purge row is
+always the newest row when written, the head of the chain always exists.
+
+Forwarder cursors live in two small side tables (not chained: they are delivery
+state, not records): a watermark (every row up to it is delivered or filtered
+out) and the ids delivered above it (alarms overtake older routine events).
+
+All methods are synchronous; `Store` runs them on one dedicated thread so the
+event loop never waits on an fsync and the SQLite connection stays on one thread.
+"""
+import asyncio
+import concurrent.futures
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from gateway.event import Event, canonical_json, now_ms
+
+GENESIS = "0" * 64
+DAY_MS = 86400 * 1000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: an id is never reused
+    kind        TEXT NOT NULL,                      -- 'event' or 'purge'
+    dedup_key   TEXT UNIQUE,                        -- NULL for purge rows
+    account     TEXT,
+    event_class TEXT,
+    priority    INTEGER,
+    received_at_ms INTEGER NOT NULL,
+    body        TEXT NOT NULL,                      -- canonical JSON, what the hash covers
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_class_age ON log (event_class, received_at_ms);
+CREATE TABLE IF NOT EXISTS forwarder_cursor (
+    forwarder TEXT PRIMARY KEY,
+    watermark INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forwarder_done (
+    forwarder TEXT NOT NULL,
+    event_id  INTEGER NOT NULL,
+    PRIMARY KEY (forwarder, event_id)
+);
+"""
+
+
+def row_hash(row_id, kind, prev_hash, body):
+    return hashlib.sha256(("%d\n%s\n%s\n%s" % (row_id, kind, prev_hash, body)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    event: Event
+
+
+class EventLog:
+    def __init__(self, path):
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: the WAL is fsync'd at every commit, so a committed event survives a
+        # power cut; the gateway ACKs a device only after that commit returns.
+        self.db.execute("PRAGMA synchronous=FULL")
+        # `jifang log purge` or a reader may hold the lock for a moment: wait, don't fail.
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    def _head(self):
+        row = self.db.execute("SELECT id, hash FROM log ORDER BY id DESC LIMIT 1").fetchone()
+        return row if row else (0, GENESIS)
+
+    def _next_id(self):
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+        return (row[0] if row else 0) + 1
+
+    def _insert(self, kind, body, prev_hash, dedup_key=None, account=None, event_class=None,
+                priority=None, received_at_ms=0):
+        row_id = self._next_id()
+        h = row_hash(row_id, kind, prev_hash, body)
+        self.db.execute(
+            "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, hash)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (row_id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, h))
+        return row_id, h
+
+    def append(self, events):
+        """Commit events in one transaction; returns a row id per event, None for a
+        duplicate (same dedup key already recorded). Returns after the fsync."""
+        ids = []
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            _, prev = self._head()
+            for ev in events:
+                key = ev.dedup_key
+                if self.db.execute("SELECT 1 FROM log WHERE dedup_key = ?", (key,)).fetchone():
+                    ids.append(None)
+                    continue
+                row_id, prev = self._insert("event", ev.to_json(), prev, key, ev.account, ev.event_class,
+                                            ev.priority, ev.received_at_ms)
+                ids.append(row_id)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return ids
+
+    def events(self, after=0, account=None):
+        sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > ?"
+        args = [after]
+        if account is not None:
+            sql += " AND account = ?"
+            args.append(account)
+        return [StoredEvent(i, Event.from_dict(json.loads(b)))
+                for i, b in self.db.execute(sql + " ORDER BY id", args)]
+
+    def head_id(self):
+        return self._head()[0]
+
+    # -- forwarder cursors ------------------------------------------------------
+
+    def cursor(self, forwarder):
+        """(watermark, delivered ids above it). A forwarder seen for the first time
+        starts at the current head: it forwards what arrives from now on, it does
+        not replay years of history."""
+        row = self.db.execute("SELECT watermark FROM forwarder_cursor WHERE forwarder = ?", (forwarder,)).fetchone()
+        if row is None:
+            watermark = self.head_id()
+            self.db.execute("INSERT INTO forwarder_cursor VALUES (?, ?)", (forwarder, watermark))
+            return watermark, set()
+        done = {r[0] for r in self.db.execute(
+            "SELECT event_id FROM forwarder_done WHERE forwarder = ? AND event_id > ?", (forwarder, row[0]))}
+        return row[0], done
+
+    def pending(self, watermark, done):
+        """A forwarder's undelivered events (all classes: its outbox filters)."""
+        return [s for s in self.events(after=watermark) if s.id not in done]
+
+    def mark_delivered(self, forwarder, row_id, watermark):
+        # Cursor updates skip the fsync: losing the last few after a power cut only
+        # means sending those events again, and every receiver dedupes them. The
+        # next event commit (synchronous=FULL) makes them durable anyway.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._mark_delivered(forwarder, row_id, watermark)
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+
+    def _mark_delivered(self, forwarder, row_id, watermark):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if row_id > watermark:
+                self.db.execute("INSERT OR IGNORE INTO forwarder_done VALUES (?, ?)", (forwarder, row_id))
+            self.db.execute("UPDATE forwarder_cursor SET watermark = ? WHERE forwarder = ?", (watermark, forwarder))
+            self.db.execute("DELETE FROM forwarder_done WHERE forwarder = ? AND event_id <= ?", (forwarder, watermark))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # -- supervision state --------------------------------------------------------
+
+    def open_communication_troubles(self):
+        """Accounts whose latest supervision event (code 350) is a trouble, not a restore."""
+        latest = {}
+        for (body,) in self.db.execute("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
+            d = json.loads(body)
+            if d["code"] == 350 and d["source"] == "supervision":
+                latest[d["account"]] = d["qualifier"]
+        return {acct for acct, q in latest.items() if q == 1}
+
+    # -- retention ---------------------------------------------------------------
+
+    def purge(self, retention_days, forwarders=(), now=None):
+        """Delete events older than their class's retention and already delivered by
+        every forwarder; record the purge in the chain first. Returns the number purged."""
+        now = now_ms() if now is None else now
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            # Never purge what a forwarder has not delivered yet.
+            limit = self.head_id()
+            for name in forwarders:
+                row = self.db.execute("SELECT watermark FROM forwarder_cursor WHERE forwarder = ?", (name,)).fetchone()
+                limit = min(limit, row[0] if row else 0)
+            victims = []
+            for row_id, cls, received, h in self.db.execute(
+                    "SELECT id, event_class, received_at_ms, hash FROM log WHERE kind = 'event' AND id <= ? ORDER BY id",
+                    (limit,)):
+                days = retention_days.get(cls, retention_days["default"])
+                if received <= now - days * DAY_MS:
+                    victims.append([row_id, h, cls, received])
+            if not victims:
+                self.db.execute("COMMIT")
+                return 0
+            body = canonical_json({"purged_at_ms": now, "retention_days": retention_days, "rows": victims})
+            _, prev = self._head()
+            self._insert("purge", body, prev, received_at_ms=now)
+            self.db.executemany("DELETE FROM log WHERE id = ? AND kind = 'event'", [(v[0],) for v in victims])
+            self.db.execute("COMMIT")
+            return len(victims)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    rows: int
+    purged: int
+    head_id: int
+    head_hash: str
+    problem: str = ""
+    bad_row: int | None = None
+
+
+def verify(path):
+    """Walk the whole chain. Read-only: opens the database with mode=ro."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        return _verify(db)
+    finally:
+        db.close()
+
+
+def _verify(db):
+    # Pass 1: the purge rows (few), so the walk knows which gaps are accounted for.
+    # Pass 2 streams the log; a multi-year log need not fit in memory.
+    purged = {}          # id -> hash, from purge rows (checked themselves when the walk reaches them)
+    purge_problems = {}
+    for row_id, body in db.execute("SELECT id, body FROM log WHERE kind = 'purge' ORDER BY id"):
+        try:
+            p = json.loads(body)
+            for pid, phash, cls, received in p["rows"]:
+                purged[pid] = phash
+                days = p["retention_days"].get(cls, p["retention_days"]["default"])
+                if received > p["purged_at_ms"] - days * DAY_MS and row_id not in purge_problems:
+                    purge_problems[row_id] = "purge row %d removed row %d younger than its %d-day retention" % (row_id, pid, days)
+        except (ValueError, KeyError, TypeError):
+            purge_problems[row_id] = "purge row %d is not a valid purge record" % row_id
+
+    rows = 0
+
+    def fail(bad_row, problem):
+        return VerifyResult(False, rows, len(purged), 0, "", problem, bad_row)
+
+    expected_id, prev_hash, prev_id = 1, GENESIS, 0
+    for row_id, kind, dedup_key, account, event_class, priority, body, stored_prev, stored_hash in db.execute(
+            "SELECT id, kind, dedup_key, account, event_class, priority, body, prev_hash, hash FROM log ORDER BY id"):
+        rows += 1
+        while expected_id < row_id:
+            if expected_id not in purged:
+                return fail(expected_id, "row %d was removed (no purge record covers it)" % expected_id)
+            prev_hash, prev_id = purged[expected_id], expected_id
+            expected_id += 1
+        if stored_prev != prev_hash:
+            if prev_id in purged:
+                return fail(row_id, "row %d does not continue from purged row %d" % (row_id, prev_id))
+            if prev_id == 0:
+                return fail(row_id, "row %d altered: first row does not start the chain" % row_id)
+            return fail(prev_id, "row %d altered: its hash no longer matches the link stored in row %d" % (prev_id, row_id))
+        if row_hash(row_id, kind, stored_prev, body) != stored_hash:
+            return fail(row_id, "row %d altered: its content no longer matches its hash" % row_id)
+        if kind == "event":
+            try:
+                ev = Event.from_dict(json.loads(body))
+                consistent = (dedup_key, account, event_class, priority) == (ev.dedup_key, ev.account, ev.event_class, ev.priority)
+            except (ValueError, TypeError):
+                consistent = False
+            if not consistent:
+                return fail(row_id, "row %d altered: its indexed columns disagree with its content" % row_id)
+        elif kind == "purge":
+            if row_id in purge_problems:
+                return fail(row_id, purge_problems[row_id])
+        else:
+            return fail(row_id, "row %d altered: unknown kind %r" % (row_id, kind))
+        prev_hash, prev_id, expected_id = stored_hash, row_id, row_id + 1
+    # The tail: AUTOINCREMENT remembers the highest id ever issued, so deleting the
+    # newest rows shows as a gap at the end (unless sqlite_sequence is forged too;
+    # anchor the head hash elsewhere to guard against that).
+    seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+    last_issued = seq[0] if seq else 0
+    if last_issued > prev_id:
+        return fail(prev_id + 1, "row %d was removed (the newest rows are missing)" % (prev_id + 1))
+    return VerifyResult(True, rows, len(purged), prev_id, prev_hash)
+
+
+class Store:
+    """The event log seen from the event loop: every call runs on the log's own thread."""
+
+    def __init__(self, path):
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._log = None
+        self.path = path
+
+    async def open(self):
+        self._log = await self._run(EventLog, self.path)
+
+    async def close(self):
+        if self._log is not None:
+            await self._run(self._log.close)
+            self._log = None
+        self._thread.shutdown(wait=True)
+
+    async def _run(self, fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    async def append(self, events):
+        return await self._run(self._log.append, events)
+
+    async def cursor(self, forwarder):
+        return await self._run(self._log.cursor, forwarder)
+
+    async def pending(self, watermark, done):
+        return await self._run(self._log.pending, watermark, done)
+
+    async def mark_delivered(self, forwarder, row_id, watermark):
+        return await self._run(self._log.mark_delivered, forwarder, row_id, watermark)
+
+    async def open_communication_troubles(self):
+        return await self._run(self._log.open_communication_troubles)
+
+    async def purge(self, retention_days, forwarders=()):
+        return await self._run(self._log.purge, retention_days, forwarders)
+
+    async def events(self, after=0, account=None):
+        return await self._run(self._log.events, after, account)

@@ -1,0 +1,85 @@
+"""Config is validated at start-up; a bad one names the key, the value and the fix."""
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.config import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("name", ["residential-compound", "alarm-service-center", "110-center"])
+def test_example_configs_load(name):
+    cfg = config.load(EXAMPLES / ("%s.toml" % name))
+    assert cfg.devices and cfg.forwarders
+
+
+def test_example_alarm_service_center_relays_alarms_not_openings():
+    cfg = config.load(EXAMPLES / "alarm-service-center.toml")
+    up = cfg.forwarders[0]
+    assert up.type == "dc09" and len(up.receivers) == 2
+    assert up.accepts("alarm", "panic") and up.accepts("trouble", "power")
+    assert not up.accepts("open_close", "arming")
+    assert cfg.retention_days["alarm"] == 730 and cfg.retention_days["default"] == 30
+
+
+def error_for(data):
+    with pytest.raises(ConfigError) as info:
+        config.from_dict(data)
+    return info.value
+
+
+def test_bad_address_names_key_value_and_fix():
+    err = error_for({"receiver": {"listen": "localhost"}})
+    assert err.key == "receiver.listen" and err.value == "localhost"
+    assert "127.0.0.1:7001" in err.fix
+    assert "receiver.listen = 'localhost'" in str(err)
+
+
+def test_typo_suggests_the_known_key():
+    err = error_for({"forwarders": [{"name": "110", "type": "dc09", "recievers": ["127.0.0.1:1"]}]})
+    assert err.key == "forwarders[0].recievers" and "receivers" in err.fix
+
+
+def test_retention_below_the_legal_minimum_is_refused():
+    err = error_for({"store": {"retention_days": {"alarm": 7}}})
+    assert err.key == "store.retention_days.alarm" and err.value == 7 and "30" in err.fix
+
+
+def test_key_conventions_and_their_errors():
+    cfg = config.from_dict({"devices": [{"account": "1234", "key_hex": "00" * 16},
+                                        {"account": "ABC", "key_text": "0123456789abcdef"}]})
+    assert cfg.key_for("1234") == bytes(16) and cfg.key_for("ABC") == b"0123456789abcdef"
+    err = error_for({"devices": [{"account": "1234", "key_hex": "XYZ"}]})
+    assert err.key == "devices[0].key_hex" and "32" in err.fix
+    err = error_for({"devices": [{"account": "1234", "key_text": "short"}]})
+    assert err.key == "devices[0].key_text"
+    err = error_for({"devices": [{"account": "1234", "key_text": "0123456789abcdef", "key_hex": "00" * 16}]})
+    assert "both" in err.problem
+
+
+def test_bad_account_and_duplicate_forwarder():
+    assert error_for({"devices": [{"account": "12G4"}]}).key == "devices[0].account"
+    err = error_for({"forwarders": [{"name": "a", "type": "console"}, {"name": "a", "type": "console"}]})
+    assert err.key == "forwarders[1].name"
+    err = error_for({"forwarders": [{"name": "a", "type": "fax"}]})
+    assert err.key == "forwarders[0].type" and "dc09" in err.fix
+
+
+def test_star_entry_supplies_keys_for_listed_sites():
+    cfg = config.from_dict({"devices": [{"account": "*", "key_hex": "11" * 16}, {"account": "2001", "site": "A"}]})
+    assert cfg.key_for("2001") == bytes([0x11]) * 16          # registry for the site, "*" for the key
+    assert cfg.key_for("9999") == bytes([0x11]) * 16
+    assert cfg.device("9999").account == "*"
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        config.load(tmp_path / "nope.toml")
+    assert "not found" in str(info.value)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[receiver\nlisten=1")
+    with pytest.raises(ConfigError) as info:
+        config.load(bad)
+    assert "TOML" in str(info.value)
