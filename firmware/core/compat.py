@@ -1,0 +1,9 @@
+# What differs between MicroPython and CPython, in one place, so the firmware's pure
+# logic (zones, state machines, queue) also runs under CPython for pytest. The CPython
+# side lives in core/cpython.py so the device never loads its names.
+try:
+    from time import ticks_ms, ticks_add, ticks_diff, sleep_ms  # MicroPython
+    from micropython import const
+    from gc import mem_free, mem_alloc
+except ImportError:
+    from core.cpython import ticks_ms, ticks_add, ticks_diff, sleep_ms, const, mem_free, mem_alloc

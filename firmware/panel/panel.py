@@ -1,0 +1,338 @@
+# The alarm panel: partitions and their state machine, keypads, panel troubles.
+#
+# States (as users say them): disarmed, arming (exit delay), armed_away,
+# armed_home (stay), armed_night, pending (entry delay), triggered.
+# Everything is driven by poll(now) with `now` in ticks from the clock the panel
+# was given, so tests run it on a fake clock; inputs come from the HAL.
+#
+# Keypad grammar (one keypad per partition, keys 0-9 * # A S N P):
+#   PIN A / PIN S / PIN N    arm away / home (stay) / night
+#   PIN #                    disarm, or reset a latched alarm (hold until reset by hand)
+#   PIN *1 zz #              toggle bypass of zone zz (disarmed only)
+#   PIN *4 #                 toggle chime
+#   PIN *6 #                 walk test on/off (installer code)
+#   P                        keypad panic (audible, 120)
+# A duress PIN disarms like any PIN and also sends a silent 121, with nothing local.
+# Wrong codes: after `lockout_attempts` the keypad ignores keys for `lockout_time` s
+# and 461 (wrong code entry) is reported.
+from core.compat import ticks_add, ticks_diff
+from core.log import log
+from core.users import Users
+from panel import zones as Z
+
+from panel.state import ARMED, ALARM_CODE, MAXKEYS, dl as _dl, due as _due
+from panel import keypad as _keypad
+from panel import troubles as _troubles
+
+
+class Partition:
+    def __init__(self, n):
+        self.n = n
+        self.led = "led_armed_%d" % n
+        self.state = "disarmed"
+        self.arm_mode = "armed_away"
+        self.deadline = 0
+        self.user = 0
+        self.siren = False
+        self.siren_until = 0
+        self.closed_reported = False
+        self.chime = False
+        self.walk = False
+        self.latched = []        # zone numbers (0 = keypad) holding an alarm until reset
+        self.entry_zone = 0
+        self.zones = []
+
+
+class Keypad:
+    def __init__(self, n, partition):
+        self.n = n
+        self.partition = partition
+        self.buf = bytearray(MAXKEYS)
+        self.len = 0
+        self.wrong = 0
+        self.locked_until = 0
+        self.locked = False
+
+
+class Panel:
+    def __init__(self, cfg, hal, clock, emit, store=None):
+        self.cfg = cfg
+        self.store = store
+        self.hal = hal
+        self.clock = clock
+        self.emit_cb = emit
+        self.users = Users(cfg)
+        self.parts = {}
+        for n in cfg.get("partitions", [1]):
+            self.parts[n] = Partition(n)
+        self.plist = [self.parts[n] for n in cfg.get("partitions", [1])]
+        deb = cfg.get("debounce_ms", 30)
+        eol = cfg.get("eol", {})
+        self.zones = [Z.Zone(zc, eol, deb) for zc in cfg.get("zones", [])]
+        self.zone_by_n = {}
+        for z in self.zones:
+            self.zone_by_n[z.n] = z
+            self.parts[z.partition].zones.append(z)
+        self.keypads = [Keypad(i + 1, k.get("partition", 1)) for i, k in enumerate(cfg.get("keypads", [{"partition": 1}]))]
+        self.entry_delay = cfg.get("entry_delay", 30)
+        self.exit_delay = cfg.get("exit_delay", 45)
+        self.siren_time = cfg.get("siren_time", 240)
+        self.swinger_limit = cfg.get("swinger_limit", 3)
+        self.lockout_attempts = cfg.get("lockout_attempts", 5)
+        self.lockout_time = cfg.get("lockout_time", 90)
+        self.ac_loss_delay = cfg.get("ac_loss_delay", 30)
+        self.low_batt = cfg.get("low_battery_mv", 11500)
+        self.test_interval = cfg.get("test_interval", 86400)
+        self.outs = {}
+        self.changed = True          # state changed since last status publish
+        # panel troubles
+        now = clock.ticks()
+        self.ac_ok = True
+        self.ac_since = now
+        self.batt_low = False
+        self.batt_since = now
+        self.box_tamper = False
+        self.next_test = _dl(now, self.test_interval) if self.test_interval else 0
+        self.next_trouble_poll = now
+        self.beep_until = 0
+        self.restore(now)
+
+    # -- outputs and events -----------------------------------------------
+    def out(self, name, value):
+        if self.outs.get(name) != value:
+            self.outs[name] = value
+            self.hal.output(name, value)
+
+    def emit(self, q, code, part=0, zone=0):
+        self.emit_cb(q, code, part, zone)
+
+    def set_state(self, p, st):
+        if p.state != st:
+            log("STATE", "p%d %s -> %s" % (p.n, p.state, st))
+            p.state = st
+            self.changed = True
+            self.out(p.led, 1 if st in ARMED or st == "pending" or st == "arming" else 0)
+            self.save()
+
+    # -- state kept across power loss ----------------------------------------------
+    def save(self):
+        """Partition states and latched alarms, written atomically (tmp + rename) so
+        a panel that loses power comes back armed, with its alarms still held."""
+        if not self.store:
+            return
+        import json
+        import os
+        d = {}
+        for p in self.plist:
+            d[str(p.n)] = [p.state, p.arm_mode, p.user, p.latched, p.closed_reported]
+        tmp = self.store + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(d))
+        os.rename(tmp, self.store)
+
+    def restore(self, now):
+        if not self.store:
+            return
+        import json
+        try:
+            with open(self.store) as f:
+                d = json.loads(f.read())
+        except (OSError, ValueError):
+            return
+        for p in self.plist:
+            v = d.get(str(p.n))
+            if not v:
+                continue
+            st, p.arm_mode, p.user, p.latched, p.closed_reported = v
+            for zn in p.latched:
+                z = self.zone_by_n.get(zn)
+                if z is not None:
+                    z.latched = True
+            if st == "arming":
+                st = p.arm_mode                 # the exit delay had begun: armed
+            elif st == "pending":                 # entry delay restarts
+                p.deadline = _dl(now, self.entry_delay)
+            if st == "triggered":
+                p.siren = True                  # cutting the power does not silence it
+                p.siren_until = _dl(now, self.siren_time)
+            p.state = st
+            log("STATE", "p%d restored %s" % (p.n, st))
+
+    # -- main poll ---------------------------------------------------------
+    def poll(self, now):
+        hal = self.hal
+        for z in self.zones:
+            if z.poll(now, hal.zone_raw(z)):
+                self.on_zone(z, now)
+        for kp in self.keypads:
+            if kp.locked and _due(now, kp.locked_until):
+                kp.locked = False
+                kp.wrong = 0
+                log("KEYPAD", "%d unlocked" % kp.n)
+            k = hal.key(kp.n)
+            while k:
+                self.on_key(kp, k, now)
+                k = hal.key(kp.n)
+        siren = False
+        for p in self.plist:
+            self.poll_partition(p, now)
+            siren = siren or p.siren
+        self.out("siren", 1 if siren else 0)
+        if self.beep_until and _due(now, self.beep_until):
+            self.beep_until = 0
+        buzz = bool(self.beep_until)
+        for p in self.plist:
+            if p.state == "pending" or p.state == "arming":
+                buzz = True
+        self.out("buzzer", 1 if buzz else 0)
+        if _due(now, self.next_trouble_poll):
+            self.next_trouble_poll = ticks_add(now, 200)
+            self.poll_troubles(now)
+
+    def poll_partition(self, p, now):
+        if p.state == "arming" and _due(now, p.deadline):
+            self.armed(p, now)
+        elif p.state == "pending" and _due(now, p.deadline):
+            z = self.zone_by_n.get(p.entry_zone)
+            log("ENTRY", "p%d entry delay expired" % p.n)
+            self.trigger(p, z, 134, True, now)
+        if p.siren and _due(now, p.siren_until):
+            p.siren = False
+            log("SIREN", "p%d cut-off" % p.n)
+
+    def armed(self, p, now):
+        st = p.arm_mode
+        self.set_state(p, st)
+        self.emit(3, 401 if st == "armed_away" else 441, p.n, p.user)
+        p.closed_reported = True
+        # zones still open when the exit delay ends
+        for z in p.zones:
+            if z.cond == Z.ALARM and not z.bypassed and self.zone_armed(z, st):
+                self.burglary(p, z, now)
+
+    def beep(self, now, s):
+        self.beep_until = _dl(now, s) or 1
+
+    # -- zones ---------------------------------------------------------------
+    def zone_armed(self, z, st):
+        if z.type == "interior":
+            return st == "armed_away" or (st == "armed_night" and z.night)
+        return True
+
+    def on_zone(self, z, now):
+        p = self.parts[z.partition]
+        c = z.cond
+        log("ZONE", "%d %s" % (z.n, Z.COND_NAMES[c]))
+        if z.bypassed:
+            return
+        if p.walk:
+            log("WALK", "zone %d %s" % (z.n, Z.COND_NAMES[c]))
+            self.beep(now, 1)
+            return
+        if c == Z.TAMPER:
+            z._tampered = True
+            self.emit(1, 144, p.n, z.n)
+            self.beep(now, 2)
+            if p.state in ARMED or p.state == "pending":
+                self.trigger(p, z, 0, True, now)
+            return
+        if c == Z.SHORT:
+            z._short = True
+            self.emit(1, 380, p.n, z.n)
+            self.beep(now, 2)
+            return
+        if c == Z.NORMAL:
+            if z._tampered:
+                z._tampered = False
+                self.emit(3, 144, p.n, z.n)
+            if z._short:
+                z._short = False
+                self.emit(3, 380, p.n, z.n)
+            return
+        # ALARM
+        t = z.type
+        if t == "panic":
+            if z.latched:
+                return
+            self.trigger(p, z, 122 if z.silent else 120, not z.silent, now)
+            return
+        if t == "fire" or t == "medical" or t == "tamper":
+            if z.latched:
+                return
+            audible = t == "fire" or (t == "tamper" and p.state != "disarmed")
+            if t == "tamper" and p.state == "disarmed":
+                self.emit(1, 137, p.n, z.n)       # trouble, armed or disarmed
+                self.beep(now, 2)
+                return
+            self.trigger(p, z, ALARM_CODE[t], audible, now)
+            return
+        st = p.state
+        if st == "disarmed":
+            if p.chime and z.chime:
+                log("CHIME", "zone %d" % z.n)
+                self.beep(now, 1)
+            return
+        if st == "arming":
+            if t == "instant" or t == "perimeter":
+                self.burglary(p, z, now)
+            return
+        armed_mode = p.arm_mode
+        if not self.zone_armed(z, armed_mode):
+            return
+        self.burglary(p, z, now)
+
+    def burglary(self, p, z, now):
+        if z.swung:
+            return
+        z.trips += 1
+        if z.trips > self.swinger_limit:
+            z.swung = True
+            log("SWINGER", "zone %d shut down" % z.n)
+            self.emit(1, 570, p.n, z.n)
+            return
+        t = z.type
+        st = p.state
+        if t == "entry_exit" and st != "triggered":
+            if st != "pending":
+                p.entry_zone = z.n
+                p.deadline = _dl(now, self.entry_delay)
+                self.set_state(p, "pending")
+                log("ENTRY", "p%d zone %d entry delay %ds" % (p.n, z.n, self.entry_delay))
+            return
+        if t == "interior" and st == "pending":
+            log("FOLLOW", "zone %d follows entry" % z.n)
+            return
+        self.trigger(p, z, ALARM_CODE[t], True, now)
+
+    def trigger(self, p, z, code, audible, now):
+        zn = z.n if z else 0
+        if code:
+            self.emit(1, code, p.n, zn)
+        if z is not None:
+            z.latched = True
+        if zn not in p.latched:
+            p.latched.append(zn)
+        log("ALARM", "p%d zone %d code %d%s" % (p.n, zn, code, "" if audible else " silent"))
+        if audible:
+            self.set_state(p, "triggered")
+            p.siren = True
+            p.siren_until = _dl(now, self.siren_time)
+        self.changed = True
+        self.save()
+
+    # -- keypad ----------------------------------------------------------------
+    # keypad.py and troubles.py hold the rest of the methods
+    on_key = _keypad.on_key
+    command = _keypad.command
+    program = _keypad.program
+    ready = _keypad.ready
+    arm = _keypad.arm
+    disarm = _keypad.disarm
+    poll_troubles = _troubles.poll_troubles
+
+    # -- status ----------------------------------------------------------------
+    def status(self):
+        return {
+            "partitions": dict((str(n), p.state) for n, p in self.parts.items()),
+            "ac": self.ac_ok, "battery_low": self.batt_low, "tamper": self.box_tamper,
+        }
