@@ -2,6 +2,9 @@ import pytest
 
 from tests.support.mosquitto import running_mosquitto
 
+# --board-port, --qemu-firmware, ... and the board_dut / qemu_dut fixtures.
+pytest_plugins = ["hil.pytest_plugin"]
+
 
 @pytest.fixture
 def mosquitto(tmp_path):
