@@ -1,0 +1,95 @@
+"""The vehicle parts of a gateway, built from `gateway.vehicles.config` and started
+and stopped as units, so the gateway wires two objects and nothing else.
+
+    center = VehicleCenter(vehicles_config, pipeline.submit)   # when [jt808] is present
+    edge = VehicleEdge(vehicles_config.edge, pipeline.submit)  # when [edge] is present
+    await center.start(); await edge.start()   ... after the pipeline has started
+    await edge.stop(); await center.stop()     ... before the pipeline stops
+"""
+import logging
+
+from protocols.modbus_maps import MAPS
+from gateway.vehicles.edge import EdgeVehicle
+from gateway.vehicles.edge_rules import SensorRules
+from gateway.vehicles.gnss import GnssReceiver, NMEASource
+from gateway.vehicles.modbus_poller import ModbusPoller, make_client
+from gateway.vehicles.offline_store import PositionStore
+from gateway.vehicles.registry import Registry
+from gateway.vehicles.rules import FleetRules
+from gateway.vehicles.server import JT808Server
+from gateway.vehicles.uplink import JT808Uplink
+
+log = logging.getLogger("jifang.vehicles")
+
+ZONES_PER_DEVICE = 32          # device i's alarms use zones 32*(i+1) ...: never collide, fit a byte up to 6 devices
+
+
+class VehicleCenter:
+    def __init__(self, config, submit):
+        settings = config.jt808
+        self.listen = settings.listen
+        self.registry = Registry(config.fleet, settings.auth_secret)
+        self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
+                                  session_timeout=settings.session_timeout)
+
+    async def start(self):
+        await self.server.start(*self.listen)
+
+    async def stop(self):
+        await self.server.stop()
+
+    def gauges(self):
+        """For Metrics.add_gauges: sessions held, vehicles online, frames refused."""
+        server = self.server
+        return [("jifang_jt808_sessions", {}, len(server.sessions)),
+                ("jifang_jt808_vehicles_online", {}, sum(1 for v in server.vehicles.values() if v.session)),
+                ("jifang_jt808_frames_refused", {}, server.frames_bad)]
+
+    async def acknowledge_alarm(self, account, **kwargs):
+        """For the console: the operator acknowledged this vehicle's alarm (0x8203)."""
+        return await self.server.acknowledge_alarm(account, **kwargs)
+
+
+class VehicleEdge:
+    def __init__(self, settings, submit=None):
+        """`submit`: the vehicle gateway's own pipeline (local record, and the DC-09
+        uplink option through its dc09 forwarder); None to only uplink over JT/T 808."""
+        self.settings = settings
+        self.store = PositionStore(settings.store_path)
+        self.uplink = JT808Uplink(self.store, center=settings.center, phone=settings.phone, plate=settings.plate,
+                                  terminal_id=settings.terminal_id, version=settings.version,
+                                  heartbeat=settings.heartbeat)
+        # No [edge.gnss]: no receiver to supervise (reports then carry no fix).
+        self.receiver = self.gnss = None
+        if settings.gnss_serial or settings.gnss_tcp:
+            self.receiver = GnssReceiver()
+            self.gnss = NMEASource(self.receiver, serial=settings.gnss_serial, baudrate=settings.gnss_baudrate,
+                                   tcp=settings.gnss_tcp)
+        self.vehicle = EdgeVehicle(settings.phone.lstrip("0"), receiver=self.receiver, uplink=self.uplink,
+                                   submit=submit, report_interval=settings.report_interval)
+        self.pollers = []
+        for i, device in enumerate(settings.modbus):
+            device_map = MAPS[device.map_name]
+            rules = SensorRules(device.name, device_map, zone_base=ZONES_PER_DEVICE * (i + 1),
+                                allowed_places=settings.allowed_places)
+            on_values, on_silent = self.vehicle.add_device(rules)
+            client = make_client(serial=device.serial, baudrate=device.baudrate, tcp=device.tcp, timeout=device.timeout)
+            self.pollers.append(ModbusPoller(device.name, device_map, client, unit=device.unit,
+                                             interval=device.interval, on_values=on_values, on_silent=on_silent))
+
+    async def start(self):
+        self.store.path.parent.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        self.uplink.start()
+        for part in (self.gnss, *self.pollers, self.vehicle):
+            if part is not None:
+                part.start()
+        log.info("vehicle edge started", extra={"center": "%s:%d" % self.settings.center,
+                                                "devices": [p.name for p in self.pollers]})
+
+    async def stop(self):
+        for part in (self.vehicle, *self.pollers, self.gnss):
+            if part is not None:
+                await part.stop()
+        await self.uplink.stop()
+        await self.store.close()

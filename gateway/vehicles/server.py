@@ -1,0 +1,433 @@
+"""The JT/T 808 server at the center: one TCP port for 2013 and 2019 terminals.
+
+Per connection: bytes -> FrameSplitter -> decode_frame -> Reassembler (subpackages)
+-> one handler per message id. Frames are handled in order, one at a time, so a
+terminal's reports are stored in the order it sent them; thousands of
+connections run side by side and the pipeline's group commit batches them.
+
+Delivery: a report is answered (0x8001) only after its events are committed
+(`submit` returns), so a terminal whose report was lost in a crash sends it
+again. A report that cannot be committed is not answered at all, for the same
+reason. An event the pipeline refuses as invalid is answered "bad message" (2),
+since repeating it would not help.
+
+Registration (0x0100) and authentication (0x0102) go against the registry; only
+an authenticated session may report, and a second authenticated connection of
+the same vehicle replaces the first (the terminal reconnected; the old socket is
+half-dead).
+
+Sessions time out: a vehicle silent for `session_timeout` seconds is offline,
+which raises a communication trouble (Contact ID 350) with its last position and
+closes the socket; its next authentication raises the restore.
+"""
+import asyncio
+import logging
+import time
+
+from protocols import contactid
+from protocols import jt808
+from gateway.vehicles.codes import OFFLINE_CODE, SOURCE_JT808, EMERGENCY_BIT, make_event
+from gateway.event import PRIORITY_LIFE_SAFETY
+from gateway.pipeline import InvalidEvent
+from gateway.vehicles.registry import RESULT_OK, describe_register_result, normalise_phone
+from gateway.vehicles.reports import report_events
+
+log = logging.getLogger("jifang.vehicles.jt808")
+
+RESULT_FAIL, RESULT_BAD, RESULT_UNSUPPORTED = 1, 2, 3
+READ_SIZE = 4096
+
+
+def retransmission_request(last_packet, missing, flow):
+    """0x8003 asking for the packets `missing` of the message whose last packet is
+    `last_packet`: first packet's flow WORD, count (BYTE in 2013, WORD in 2019),
+    packet numbers WORD each. Built here: the codec has no 0x8003 body yet.
+    Packets of one message carry consecutive flow numbers (the standard's
+    subpackage rule, and what jt808.fragment does)."""
+    total = last_packet.packet[0]
+    first_flow = (last_packet.flow - (total - 1)) & 0xFFFF
+    count = len(missing).to_bytes(2 if last_packet.version == 2019 else 1, "big")
+    body = first_flow.to_bytes(2, "big") + count + b"".join(i.to_bytes(2, "big") for i in missing)
+    return jt808.Message(0x8003, last_packet.phone, jt808.Raw(body), flow, last_packet.version, None, 0,
+                         last_packet.protocol_version)
+
+
+def body_of_frame(frame, msg):
+    """The body bytes of a single (not subpackaged) frame, without re-encoding it."""
+    data = jt808.unescape(frame[1:-1])
+    return data[(17 if msg.version == 2019 else 12):-1]
+
+
+class VehicleState:
+    """What the center knows of a vehicle across its connections."""
+
+    def __init__(self, vehicle):
+        self.vehicle = vehicle
+        self.session = None
+        self.online = False
+        self.offline_raised = False
+        self.last_heard = 0.0
+        self.alarm_bits = 0          # the alarm word last committed, to see bits set and clear
+        self.edge_alarms = frozenset()
+        self.alarm_flow = 0          # flow of the report that last raised an alarm (for 0x8203)
+        self.last_fix = None
+
+
+class Session:
+    """One terminal connection."""
+
+    def __init__(self, server, reader, writer):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        self.state = None            # VehicleState once authenticated
+        self.phone = None
+        self.version = 2013
+        self.protocol_version = None
+        self._flow = 0
+        self.reassembler = jt808.Reassembler(timeout=server.session_timeout)
+        self.waiting = {}            # our flow -> future of the terminal's 0x0001 result
+
+    def next_flow(self):
+        self._flow = (self._flow + 1) & 0xFFFF
+        return self._flow
+
+    async def send(self, msg):
+        self.writer.write(jt808.encode_frame(msg))
+        await self.writer.drain()
+
+    async def request(self, msg_id, body, timeout):
+        """Send a platform message and wait for the terminal's general response;
+        returns its result code (0 ok), or None on timeout or a closed link."""
+        flow = self.next_flow()
+        msg = jt808.Message(msg_id, self.phone, body, flow, self.version, None, 0, self.protocol_version)
+        future = asyncio.get_running_loop().create_future()
+        self.waiting[flow] = future
+        try:
+            await self.send(msg)
+            return await asyncio.wait_for(future, timeout)
+        except (asyncio.TimeoutError, ConnectionError):
+            return None
+        finally:
+            self.waiting.pop(flow, None)
+
+    def close(self):
+        self.writer.close()
+
+
+class JT808Server:
+    def __init__(self, registry, submit, *, rules=None, session_timeout=180.0, clock=time.monotonic):
+        """`submit(event)`: the pipeline's submit (returns after commit).
+        `rules`: a FleetRules run on every position, or None."""
+        self.registry = registry
+        self.submit = submit
+        self.rules = rules
+        self.session_timeout = session_timeout
+        self.clock = clock
+        self.vehicles = {v.account: VehicleState(v) for v in registry.by_account.values()}
+        self.sessions = set()
+        self.frames_bad = 0
+        self._server = None
+        self._watchdog = None
+        self._tasks = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self, host, port):
+        self._server = await asyncio.start_server(self._serve, host, port, limit=jt808.MAX_FRAME * 2)
+        self._watchdog = asyncio.create_task(self._watch_sessions(), name="jt808-sessions")
+        log.info("JT/T 808 server listening", extra={"listen": "%s:%d" % (host, port)})
+
+    @property
+    def port(self):
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self):
+        if self._server is not None:
+            self._server.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for session in list(self.sessions):
+            session.close()
+        tasks = [t for t in (self._watchdog, *self._tasks) if t]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- what the console / gateway calls ------------------------------------------
+
+    def online(self, account):
+        state = self.vehicles.get(account)
+        return bool(state and state.session)
+
+    async def acknowledge_alarm(self, account, alarm=1 << EMERGENCY_BIT, alarm_flow=None, timeout=10.0):
+        """The operator's acknowledgement, sent to the terminal as 0x8203 (the
+        terminal clears the emergency bit on it). alarm_flow: the flow of the
+        report that raised it (default: the last one that raised an alarm; 0
+        acknowledges every alarm of these types). True when the terminal
+        confirmed it."""
+        state = self.vehicles.get(account)
+        if state is None or state.session is None:
+            return False
+        flow = state.alarm_flow if alarm_flow is None else alarm_flow
+        result = await state.session.request(0x8203, jt808.AlarmAck(flow, alarm), timeout)
+        log.info("alarm acknowledgement sent", extra={"account": account, "alarm": alarm, "result": result})
+        return result == 0
+
+    async def send_text(self, account, text, flags=0x0D, timeout=10.0):
+        """A 0x8300 text to the driver (default flags: urgent, display, TTS)."""
+        state = self.vehicles.get(account)
+        if state is None or state.session is None:
+            return False
+        return await state.session.request(0x8300, jt808.Text(flags, text), timeout) == 0
+
+    async def query_position(self, account):
+        """0x8201: the terminal answers with 0x0201, stored like any report."""
+        state = self.vehicles.get(account)
+        if state is None or state.session is None:
+            return False
+        session = state.session
+        await session.send(jt808.Message(0x8201, session.phone, None, session.next_flow(), session.version,
+                                         None, 0, session.protocol_version))
+        return True
+
+    async def track(self, account, interval, validity, timeout=10.0):
+        """0x8202 temporary tracking: report every `interval` s for `validity` s."""
+        state = self.vehicles.get(account)
+        if state is None or state.session is None:
+            return False
+        return await state.session.request(0x8202, jt808.TrackingControl(interval, validity), timeout) == 0
+
+    # -- connections ------------------------------------------------------------------
+
+    async def _serve(self, reader, writer):
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        splitter = jt808.FrameSplitter()
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                for frame in splitter.feed(data):
+                    await self._frame(session, frame)
+                    if session.writer.is_closing():
+                        return
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:
+            # A bug must cost one connection (the terminal reconnects), not the server.
+            log.exception("JT/T 808 session failed", extra={"peer": session.peer})
+        finally:
+            self.sessions.discard(session)
+            if session.state is not None and session.state.session is session:
+                session.state.session = None
+            writer.close()
+
+    async def _frame(self, session, frame):
+        try:
+            msg = jt808.decode_frame(frame)
+        except jt808.JT808Error as exc:
+            # No trustworthy header to answer; the terminal's own retry covers it.
+            self.frames_bad += 1
+            log.warning("JT/T 808 frame refused", extra={"peer": session.peer, "reason": exc.reason, "error": str(exc)})
+            return
+        if msg.packet is not None:
+            try:
+                whole = session.reassembler.feed(msg)
+            except jt808.JT808Error as exc:
+                await self._respond(session, msg, RESULT_BAD)
+                log.warning("subpackages refused", extra={"peer": session.peer, "error": str(exc)})
+                return
+            if whole is None:
+                total, index = msg.packet
+                missing = session.reassembler.missing(msg.phone, msg.msg_id)
+                if index == total and missing:
+                    # The last packet came but some before it did not (dropped as
+                    # corrupt): ask for exactly those (0x8003) instead of answering.
+                    await session.send(retransmission_request(msg, missing, session.next_flow()))
+                else:
+                    await self._respond(session, msg, 0)  # this packet arrived
+                return
+            await self._message(session, whole, reply_to=msg)
+            return
+        await self._message(session, msg, reply_to=msg, frame=frame)
+
+    async def _respond(self, session, to, result):
+        await session.send(jt808.general_response(to, result, flow=session.next_flow()))
+
+    async def _message(self, session, msg, reply_to, frame=None):
+        session.version, session.protocol_version = msg.version, msg.protocol_version
+        if msg.encryption:
+            # RSA bodies (attribute bit 10) need the terminal's key exchange, which
+            # no terminal in these fleets uses: refuse rather than guess.
+            await self._respond(session, reply_to, RESULT_UNSUPPORTED)
+            return
+        if msg.msg_id == 0x0001:
+            future = session.waiting.get(msg.body.reply_flow) if msg.body else None
+            if future is not None and not future.done():
+                future.set_result(msg.body.result)
+            return
+        if msg.msg_id == 0x0100:
+            await self._register(session, msg)
+            return
+        if msg.msg_id == 0x0102:
+            await self._authenticate(session, msg, reply_to)
+            return
+        state = session.state
+        if state is None or normalise_phone(msg.phone) != state.vehicle.phone:
+            # Nothing is accepted from a terminal that has not authenticated.
+            await self._respond(session, reply_to, RESULT_FAIL)
+            return
+        state.last_heard = self.clock()
+        if msg.msg_id == 0x0002:
+            await self._respond(session, reply_to, 0)
+        elif msg.msg_id in (0x0200, 0x0201, 0x0704):
+            await self._reports(session, state, msg, reply_to, frame)
+        elif msg.msg_id == 0x0003:
+            await self._respond(session, reply_to, 0)
+            log.info("terminal unregistered", extra={"account": state.vehicle.account})
+        elif msg.msg_id == 0x0104:
+            pass                     # parameter query answer: nothing to store yet
+        else:
+            await self._respond(session, reply_to, RESULT_UNSUPPORTED)
+
+    async def _register(self, session, msg):
+        if not isinstance(msg.body, jt808.Register):
+            await self._respond(session, msg, RESULT_BAD)
+            return
+        result, code = self.registry.register(msg.phone, msg.body)
+        session.phone = msg.phone
+        await session.send(jt808.register_response(msg, result, code, flow=session.next_flow()))
+        log_fn = log.info if result == RESULT_OK else log.warning
+        log_fn("terminal registration: " + describe_register_result(result),
+               extra={"peer": session.peer, "phone": msg.phone, "plate": msg.body.plate})
+
+    async def _authenticate(self, session, msg, reply_to):
+        code = msg.body.code if isinstance(msg.body, jt808.Authenticate) else ""
+        vehicle = self.registry.authenticate(msg.phone, code)
+        if vehicle is None:
+            await self._respond(session, reply_to, RESULT_FAIL)
+            log.warning("authentication refused", extra={"peer": session.peer, "phone": msg.phone})
+            session.close()
+            return
+        state = self.vehicles[vehicle.account]
+        if state.session is not None and state.session is not session:
+            state.session.close()    # the terminal reconnected: the old link is dead
+        state.session, session.state, session.phone = session, state, msg.phone
+        state.last_heard = self.clock()
+        state.online = True
+        await self._respond(session, reply_to, 0)
+        if state.offline_raised:
+            state.offline_raised = False
+            self._record_later(self._link_event(state, contactid.QUALIFIER_RESTORE, "Vehicle back online"))
+
+    async def _reports(self, session, state, msg, reply_to, frame):
+        if msg.msg_id == 0x0704:
+            positions = msg.body.positions
+        elif msg.msg_id == 0x0201:
+            positions = (msg.body.position,)
+        else:
+            positions = (msg.body,)
+        vehicle = state.vehicle
+        bits, edge, last_fix = state.alarm_bits, state.edge_alarms, state.last_fix
+        events = []
+        for pos in positions:
+            # The frame as received when there is one frame per position (0x0200);
+            # a batch or a reassembled message keeps each position's own body.
+            if frame is not None and msg.msg_id == 0x0200:
+                body, raw = body_of_frame(frame, msg), frame.hex()
+            else:
+                body = pos.encode(msg.version)
+                raw = body.hex()
+            new_events, bits, edge = report_events(vehicle, bits, edge, pos, msg.version, raw, body, last_fix)
+            events += new_events
+            position_event = new_events[0]
+            if position_event.position is not None:
+                last_fix = position_event.position
+            if self.rules is not None:
+                events += self.rules.observe(vehicle, position_event.device_time, pos.lat, pos.lon, pos.speed,
+                                             position_event.position is not None)
+        try:
+            await self._commit(vehicle, events)
+        except InvalidEvent as exc:        # the report itself is wrong: repeating it will not help
+            await self._respond(session, reply_to, RESULT_BAD)
+            log.warning("report refused", extra={"account": vehicle.account, "error": str(exc)})
+            return
+        except Exception as exc:
+            log.error("report not committed, not answered (the terminal will retry)",
+                      extra={"account": vehicle.account, "error": repr(exc)})
+            return
+        raised = bits & ~state.alarm_bits or edge - state.edge_alarms
+        state.alarm_bits, state.edge_alarms, state.last_fix = bits, edge, last_fix
+        if raised:
+            state.alarm_flow = msg.flow
+        if msg.msg_id != 0x0201:             # 0x0201 is itself the answer to our 0x8201
+            await self._respond(session, reply_to, 0)
+
+    async def _commit(self, vehicle, events):
+        """Submit a report's events together (one group commit) and return when the
+        terminal may be answered. With a life-safety alarm among them, that is as
+        soon as the alarms are committed: under load the routine events (the
+        position, rule events) queue behind thousands of other positions, and an
+        SOS must not wait for them, not even for its acknowledgement. They are
+        committed right after; were the center to crash before that, the alarm
+        event holds the same position."""
+        if not any(e.priority == PRIORITY_LIFE_SAFETY for e in events):
+            if len(events) == 1:             # the common case: one position, no task to create
+                await self.submit(events[0])
+            else:
+                await asyncio.gather(*(self.submit(e) for e in events))
+            return
+        submits = [asyncio.ensure_future(self.submit(e)) for e in events]
+        urgent = [f for f, e in zip(submits, events) if e.priority == PRIORITY_LIFE_SAFETY]
+        await asyncio.gather(*urgent)
+        for future, event in zip(submits, events):
+            if future not in urgent:
+                self._tasks.add(future)
+                future.add_done_callback(self._routine_done(event))
+
+    def _routine_done(self, event):
+        def done(future):
+            self._tasks.discard(future)
+            if not future.cancelled() and future.exception() is not None:
+                log.error("event of an alarm report not recorded",
+                          extra={"account": event.account, "code": event.code, "error": repr(future.exception())})
+        return done
+
+    # -- offline ---------------------------------------------------------------------
+
+    def _link_event(self, state, qualifier, name):
+        return make_event(state.vehicle.account, OFFLINE_CODE, name=name, qualifier=qualifier,
+                          device_time=time.time(), source=SOURCE_JT808, position=state.last_fix,
+                          site=state.vehicle.site, values={"timeout_s": self.session_timeout})
+
+    def _record_later(self, event):
+        task = asyncio.create_task(self._record(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record(self, event):
+        try:
+            await self.submit(event)
+        except Exception as exc:
+            log.error("vehicle link event not recorded", extra={"account": event.account, "error": repr(exc)})
+
+    def check_sessions(self):
+        now = self.clock()
+        for state in self.vehicles.values():
+            if state.online and now - state.last_heard > self.session_timeout:
+                state.online = False
+                state.offline_raised = True
+                if state.session is not None:
+                    state.session.close()
+                    state.session = None
+                log.warning("vehicle offline", extra={"account": state.vehicle.account})
+                self._record_later(self._link_event(state, contactid.QUALIFIER_NEW, "Vehicle offline"))
+
+    async def _watch_sessions(self):
+        while True:
+            await asyncio.sleep(min(1.0, self.session_timeout / 4))
+            self.check_sessions()
