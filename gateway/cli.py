@@ -15,6 +15,8 @@ COMMANDS = {
     "gateway": ("gateway.service", "run the gateway: receive, store, forward (--config FILE.toml)"),
     "log": ("gateway.log_cli", "event log: verify the hash chain, apply retention"),
     "demo": ("gateway.demo", "a compound of simulated panels -> alarm-service center -> 110 center, live"),
+    "flash": ("tools.flash", "provision devices from a CSV: build app + config images, write with esptool"),
+    "console-user": ("gateway.console.user_cli", "console accounts: create the first admin, list accounts"),
 }
 
 

@@ -1,0 +1,160 @@
+"""The console as an aiohttp application: `create_app(event_source, console_db_path, dispatch, config)`.
+
+    event_source   gateway.console.source.EventSource (EventSource.from_gateway(gw)
+                   for a running gateway): the log to read, the pipeline to listen
+                   to, the device registry
+    console_db_path  the console's own SQLite file (users, sessions, dispositions,
+                   access register ...), e.g. next to the event log
+    dispatch       async fn(event_id, operator, note) -> str: hands one alarm to the
+                   forwarding side (110 center) and returns its reference; raises to
+                   report failure. None: the console offers no dispatch.
+    config         gateway.console.settings.ConsoleSettings
+
+The app opens its databases and starts listening and escalating on startup, and
+closes them on cleanup, so it can run alone (`web.run_app`, tests) or inside the
+gateway's process.
+"""
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.console import (
+    api_alarms,
+    api_devices,
+    api_records,
+    api_session,
+    api_users,
+    live,
+    pages,
+)
+from gateway.console.auth import access_middleware, security_headers_middleware
+from gateway.console.db import AsyncConsoleDB
+from gateway.console.keys import CONSOLE, USER
+from gateway.console.settings import ConsoleSettings
+from gateway.console.source import LogReader, stored_row
+from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, belongs_in_queue
+
+log = logging.getLogger("jifang.console")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+class Console:
+    """Everything a request handler needs, as `request.app[CONSOLE]`."""
+
+    def __init__(self, source, db_path, dispatch, settings):
+        self.source = source
+        self.settings = settings
+        self.dispatch = dispatch
+        self.db = AsyncConsoleDB(db_path)
+        self.reader = LogReader(source.log_path)
+        self.state = LiveState(source.devices)
+        self.hub = live.Hub()
+        self.state.listeners.append(self.hub.publish)
+        self._early = []          # events committed while the state was loading
+        self._loaded = False
+        self._housekeeper = None
+
+    async def start(self):
+        await self.db.open()
+        await self.reader.open()
+        # Listen before loading, so no event committed meanwhile is missed; those
+        # already in what we load are skipped by id.
+        self.source.subscribe(self._on_committed)
+        start_id = await self.db.start_event_id(await self.reader.head_id())
+        head, last_report, state_events, queueable = await self.reader.snapshot(start_id, QUEUE_MAX_PRIORITY)
+        disposed = await self.db.disposed_ids(start_id)
+        queued = [e for e in queueable if belongs_in_queue(e) and e["id"] not in disposed]
+        handling = await self.db.handling([e["id"] for e in queued])
+        self.state.load(last_report, state_events, queued, handling, await self.db.walk_tests())
+        self._loaded = True
+        for row in self._early:
+            if row["id"] > head:
+                self.state.on_event(row)
+        self._early = []
+        self._housekeeper = asyncio.create_task(self._housekeeping(), name="console-housekeeping")
+        log.info("console started", extra={"queued": len(self.state.queue), "devices": len(self.state.devices)})
+
+    async def stop(self):
+        if self._housekeeper:
+            self._housekeeper.cancel()
+            await asyncio.gather(self._housekeeper, return_exceptions=True)
+        await self.reader.close()
+        await self.db.close()
+
+    def _on_committed(self, stored):
+        # Runs inside the pipeline's commit loop: an exception here would stop the
+        # gateway committing events, so it is logged and contained, never raised.
+        try:
+            row = stored_row(stored)
+            if self._loaded:
+                self.state.on_event(row)
+            else:
+                self._early.append(row)
+        except Exception:
+            log.exception("console could not take a committed event", extra={"event_id": stored.id})
+
+    async def escalate_due(self):
+        """Escalate every queued alarm older than the escalation time (once each)."""
+        now = self.settings.now_ms()
+        after_s = self.settings.escalate_after_seconds
+        due = [item for item in self.state.queue.values()
+               if item["escalated_at_ms"] is None and now - item["received_at_ms"] >= after_s * 1000]
+        for item in due:
+            await self.db.escalate(item["id"], now, after_s)
+            if item["id"] in self.state.queue:      # disposed of while we wrote
+                self.state.escalated(item["id"], now)
+            log.warning("alarm escalated: not disposed of in time",
+                        extra={"event_id": item["id"], "account": item["account"], "after_s": after_s})
+        return [item["id"] for item in due]
+
+    async def drop_expired_sessions(self):
+        """Sessions nobody presents again would otherwise stay in the table forever."""
+        s = self.settings
+        now = s.now_ms()
+        await self.db.drop_expired_sessions(now - int(s.session_idle_minutes * 60_000),
+                                            now - int(s.session_max_hours * 3_600_000))
+
+    async def _housekeeping(self):
+        interval = max(0.2, min(5.0, self.settings.escalate_after_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.escalate_due()
+                await self.drop_expired_sessions()
+            except Exception as exc:
+                log.error("console housekeeping failed", extra={"error": repr(exc)})
+
+    async def register(self, request, action, what, purpose, records=0):
+        """Write one entry in the access register (who, when, what, why)."""
+        user = request[USER]
+        await self.db.register(self.settings.now_ms(), user["username"], user["role"], action, what, purpose,
+                               request.remote or "unknown", records)
+
+
+def create_app(event_source, console_db_path, dispatch=None, config=None):
+    console = Console(event_source, console_db_path, dispatch, config or ConsoleSettings())
+    app = web.Application(middlewares=[security_headers_middleware, access_middleware])
+    app[CONSOLE] = console
+    pages.add_routes(app, STATIC_DIR)
+    api_session.add_routes(app)
+    api_alarms.add_routes(app)
+    api_devices.add_routes(app)
+    api_records.add_routes(app)
+    api_users.add_routes(app)
+    live.add_routes(app)
+
+    async def start(_app):
+        await console.start()
+
+    async def close_feeds(_app):
+        await console.hub.close()
+
+    async def stop(_app):
+        await console.stop()
+    app.on_startup.append(start)
+    app.on_shutdown.append(close_feeds)
+    app.on_cleanup.append(stop)
+    return app

@@ -1,0 +1,5 @@
+"""Typed keys for what the console keeps on the aiohttp application and request."""
+from aiohttp import web
+
+CONSOLE = web.AppKey("console", object)      # the app's gateway.console.app.Console
+USER = web.RequestKey("user", object)        # the logged-in user (dict) or None

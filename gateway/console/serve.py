@@ -1,0 +1,93 @@
+"""Serving the console beside a running gateway.
+
+`start_console(gateway, settings, dispatch)` is what the gateway service calls
+to mount it (see docs/console.md, "Mounting"); `python -m gateway.console
+--config FILE.toml` runs a gateway with its console from one TOML file whose
+`[console]` table holds the console's settings, for development and demos
+until the gateway service reads that table itself.
+"""
+import argparse
+import asyncio
+import signal
+import sys
+import tomllib
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.console.app import create_app
+from gateway.console.settings import from_table
+from gateway.console.source import EventSource
+
+
+def console_db_path(gateway_config, settings):
+    """Where the console keeps its records: as configured, else next to the event log."""
+    return settings.db_path or Path(gateway_config.store_path).with_name("console.sqlite")
+
+
+async def start_console(gateway, settings, dispatch=None, geofences=()):
+    """Serve the console for a started gateway.app.Gateway on settings.listen;
+    returns the AppRunner (its `addresses` say where; `cleanup()` stops it).
+    `geofences`: the fleet's (VehiclesConfig.rules.geofences), drawn on the map."""
+    if settings.listen is None:
+        raise ValueError("console.listen is not set: write e.g. listen = \"127.0.0.1:8480\" under [console]")
+    source = EventSource.from_gateway(gateway, geofences)
+    app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings)
+    runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
+    await runner.setup()
+    await web.TCPSite(runner, *settings.listen).start()
+    return runner
+
+
+def load(path):
+    """(gateway config, console settings, fleet geofences) from one TOML file."""
+    from gateway import config as config_module
+    from gateway.vehicles import config as vehicles_config
+    path = Path(path)
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    console_table = data.pop("console", {})
+    fleet = vehicles_config.from_dict(data, base_dir=path.parent, source=str(path))
+    # This runner starts no vehicle servers; it only draws the fleet's geofences.
+    gateway_data = {k: v for k, v in data.items() if k not in vehicles_config.SECTIONS}
+    gateway_config = config_module.from_dict(gateway_data, base_dir=path.parent, source=str(path))
+    return gateway_config, from_table(console_table, base_dir=path.parent, source=str(path)), fleet.rules.geofences
+
+
+async def serve(gateway_config, settings, stop, geofences=()):
+    """Run a gateway and its console until `stop` (an asyncio.Event) is set."""
+    from gateway.app import Gateway
+    async with Gateway(gateway_config) as gateway:
+        runner = await start_console(gateway, settings, geofences=geofences)
+        try:
+            print("console on http://%s:%d/" % runner.addresses[0][:2], flush=True)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def main(argv=None):
+    from gateway import config as config_module
+    from gateway import logs
+    parser = argparse.ArgumentParser(prog="python -m gateway.console", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="gateway TOML file with a [console] table")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    try:
+        gateway_config, settings, geofences = load(args.config)
+        if settings.listen is None:
+            raise config_module.ConfigError("console.listen", None, "missing", 'write listen = "127.0.0.1:8480"', args.config)
+    except (config_module.ConfigError, OSError, tomllib.TOMLDecodeError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logs.setup(args.log_level, gateway_config.secrets, gateway_config.name)
+    asyncio.run(_serve_until_signalled(gateway_config, settings, geofences))
+    return 0
+
+
+async def _serve_until_signalled(gateway_config, settings, geofences):
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(gateway_config, settings, stop, geofences)

@@ -1,0 +1,140 @@
+"""Where the console gets events: the gateway's event log (read-only) and the
+pipeline's live listener.
+
+Queries (search by time, device, class; a device's history; positions) need the
+log's indexes, which `Store.events()` does not expose, so the console opens its
+own read-only SQLite connection to the log file (WAL lets it read while the
+gateway writes; `mode=ro` makes a write impossible, as in `store.verify`). It
+relies on the log's documented columns: id, kind, account, event_class,
+priority, received_at_ms, body (the Event's canonical JSON).
+
+Live events come from `Pipeline.add_listener`, which calls us once per committed
+event; the console never sees an event before it is durably stored.
+"""
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+from gateway.event import priority_of
+
+
+@dataclass
+class EventSource:
+    log_path: object                  # the gateway's event log (SQLite file)
+    subscribe: object                 # fn(listener): calls listener(StoredEvent) per committed event
+    devices: dict = field(default_factory=dict)   # account -> gateway.config.Device (the registry)
+    geofences: tuple = ()                         # gateway.vehicles.geofence.Geofence, drawn on the map
+
+    @classmethod
+    def from_gateway(cls, gateway, geofences=()):
+        """The source for a running gateway.app.Gateway; `geofences`: the fleet's
+        (the vehicles config's rule settings), so the map shows what the rules enforce."""
+        return cls(gateway.config.store_path, gateway.pipeline.add_listener,
+                   {a: d for a, d in gateway.config.devices.items() if a != "*"}, tuple(geofences))
+
+
+def event_row(row_id, body):
+    """An event as the API shows it: the Event's fields plus its log id."""
+    d = json.loads(body) if isinstance(body, str) else body
+    d["id"] = row_id
+    d["priority"] = priority_of(d["event_class"])
+    return d
+
+
+def stored_row(stored):
+    return event_row(stored.id, stored.event.to_dict())
+
+
+class LogReader:
+    """Read-only queries on the event log, each run on one dedicated thread."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-log")
+        self._db = None
+
+    async def open(self):
+        def connect():
+            db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, check_same_thread=False)
+            db.execute("PRAGMA query_only = 1")
+            return db
+        self._db = await self._run(connect)
+
+    async def close(self):
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args))
+
+    def _rows(self, sql, args=()):
+        return [event_row(i, b) for i, b in self._db.execute(sql, args)]
+
+    async def head_id(self):
+        return await self._run(lambda: self._db.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM log").fetchone()[0])
+
+    async def get(self, event_id):
+        rows = await self._run(self._rows, "SELECT id, body FROM log WHERE kind = 'event' AND id = ?", (event_id,))
+        return rows[0] if rows else None
+
+    async def search(self, since_ms=None, until_ms=None, account=None, event_class=None, limit=1000, newest_first=True):
+        sql = "SELECT id, body FROM log WHERE kind = 'event'"
+        args = []
+        if since_ms is not None:
+            sql += " AND received_at_ms >= ?"
+            args.append(since_ms)
+        if until_ms is not None:
+            sql += " AND received_at_ms < ?"
+            args.append(until_ms)
+        if account:
+            sql += " AND account = ?"
+            args.append(account)
+        if event_class:
+            sql += " AND event_class = ?"
+            args.append(event_class)
+        sql += " ORDER BY id %s LIMIT ?" % ("DESC" if newest_first else "ASC")
+        args.append(limit)
+        return await self._run(self._rows, sql, args)
+
+    async def snapshot(self, start_id, max_priority):
+        """What the console's state is rebuilt from, read in one transaction (one
+        consistent view of the log while the gateway keeps writing):
+        (head id, {account: last report ms}, state events, queueable events).
+        State events are those that decide a device's state (troubles, openings and
+        closings) plus each account's latest position, oldest first; queueable events
+        are those above `start_id` with priority <= max_priority."""
+        def query():
+            self._db.execute("BEGIN")
+            try:
+                head = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM log").fetchone()[0]
+                # The gateway's own supervision events are not reports from the device.
+                last = dict(self._db.execute(
+                    "SELECT account, MAX(received_at_ms) FROM log WHERE kind = 'event'"
+                    " AND json_extract(body, '$.source') != 'supervision' GROUP BY account"))
+                state_events = self._rows(
+                    "SELECT id, body FROM log WHERE kind = 'event' AND (event_class IN ('trouble', 'open_close')"
+                    " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND body LIKE '%\"position\":[%'"
+                    " GROUP BY account)) ORDER BY id")
+                queueable = self._rows("SELECT id, body FROM log WHERE kind = 'event' AND id > ? AND priority <= ?"
+                                       " ORDER BY id", (start_id, max_priority))
+            finally:
+                self._db.execute("COMMIT")
+            return head, last, state_events, queueable
+        return await self._run(query)
+
+    async def positions(self, since_ms):
+        """Events with a position received since `since_ms`, oldest first."""
+        def query():
+            out = []
+            for i, body in self._db.execute(
+                    "SELECT id, body FROM log WHERE kind = 'event' AND received_at_ms >= ? AND body LIKE '%\"position\":[%'"
+                    " ORDER BY id", (since_ms,)):
+                out.append(event_row(i, body))
+            return out
+        return await self._run(query)
+
