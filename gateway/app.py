@@ -1,7 +1,8 @@
 """The gateway process, assembled from its config in data-flow order:
 
     store -> pipeline (+ supervision rules) -> outboxes + forwarders (sinks)
-          -> sources (DC-09 receiver, MQTT) -> ops HTTP
+          -> vehicles (JT/T 808 center, edge) -> sources (DC-09 receiver, MQTT)
+          -> ops HTTP -> console
 
 Start-up opens the sinks before the sources, so nothing is accepted (and ACKed)
 before there is somewhere to put it; shutdown closes the sources first.
@@ -42,6 +43,10 @@ class Gateway:
         self.supervision = Supervision(config, self.pipeline)
         self.pipeline.supervision = self.supervision
         self.forwarders = []
+        self.outboxes = []
+        self.vehicle_center = None
+        self.vehicle_edge = None
+        self.console = None
         self.receiver = None
         self.mqtt_source = None
         self.ops = None
@@ -54,12 +59,23 @@ class Gateway:
         for spec in self.config.forwarders:
             outbox = Outbox(spec, self.store, self.metrics)
             await outbox.load()
+            self.outboxes.append(outbox)
             self.pipeline.add_listener(outbox.offer)
             self.forwarders.append(make_forwarder(spec, outbox, self.metrics, self.config.name, *self._console))
         self.pipeline.start()
         await self.supervision.start(self.store)
         for fw in self.forwarders:
             fw.start()
+        vehicles = self.config.vehicles
+        if vehicles is not None and vehicles.jt808 is not None:
+            from gateway.vehicles.runtime import VehicleCenter
+            self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit)
+            await self.vehicle_center.start()
+            self.metrics.add_gauges(self.vehicle_center.gauges)
+        if vehicles is not None and vehicles.edge is not None:
+            from gateway.vehicles.runtime import VehicleEdge
+            self.vehicle_edge = VehicleEdge(vehicles.edge, self.pipeline.submit)
+            await self.vehicle_edge.start()
         if self.config.receiver_listen:
             from gateway.sources.dc09 import DC09Receiver
             self.receiver = DC09Receiver(self.config, self.pipeline, self.supervision, self.metrics)
@@ -72,11 +88,19 @@ class Gateway:
             from gateway.ops_http import OpsServer
             self.ops = OpsServer(self)
             await self.ops.start(*self.config.http_listen)
+        if self.config.console is not None and self.config.console.listen:
+            from gateway.console.serve import start_console
+            self.console = await start_console(
+                self, self.config.console, dispatch=self.dispatch,
+                geofences=vehicles.rules.geofences if vehicles is not None else (),
+                on_disposed=self.alarm_disposed)
         self._purge_task = asyncio.create_task(self._purge_periodically(), name="purge")
         log.info("gateway started", extra={"store": str(self.config.store_path),
                                            "forwarders": [f.name for f in self.forwarders]})
 
     async def stop(self):
+        if self.console is not None:
+            await self.console.cleanup()
         await cancel_and_wait(self._purge_task)
         if self.ops:
             await self.ops.stop()
@@ -84,12 +108,41 @@ class Gateway:
             await self.mqtt_source.stop()
         if self.receiver:
             await self.receiver.stop()
+        if self.vehicle_edge is not None:
+            await self.vehicle_edge.stop()
+        if self.vehicle_center is not None:
+            await self.vehicle_center.stop()
         await self.supervision.stop()
         for fw in self.forwarders:
             await fw.stop()
         await self.pipeline.stop()
         await self.store.close()
         log.info("gateway stopped")
+
+    async def dispatch(self, event_id, operator, note):
+        """The console's "dispatch to 110": send stored event `event_id` through every
+        forwarder with dispatch = true, whatever their class filters say. Returns once
+        the request is durable (it survives a restart until the upstream confirms)."""
+        stored = await self.store.get(event_id)
+        if stored is None:
+            raise LookupError("no event %d in the log" % event_id)
+        targets = [outbox for outbox in self.outboxes if outbox.spec.dispatch]
+        if not targets:
+            raise RuntimeError("no forwarder takes dispatches: set dispatch = true on the 110 forwarder")
+        for outbox in targets:
+            await outbox.dispatch(stored)
+        log.info("dispatched by operator", extra={"event": event_id, "operator": operator,
+                                                  "forwarders": [o.name for o in targets]})
+        return "queued to " + ", ".join(o.name for o in targets)
+
+    async def alarm_disposed(self, item):
+        """An operator disposed of an alarm: a vehicle's terminal gets the standard's
+        acknowledgement (0x8203), which clears its emergency bit."""
+        from gateway.vehicles.codes import SOURCE_JT808
+        if self.vehicle_center is not None and item.get("source") == SOURCE_JT808:
+            confirmed = await self.vehicle_center.acknowledge_alarm(item["account"])
+            log.info("vehicle alarm acknowledged to the terminal",
+                     extra={"account": item["account"], "confirmed": confirmed})
 
     async def purge(self):
         count = await self.store.purge(self.config.retention_days, [f.name for f in self.forwarders])

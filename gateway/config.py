@@ -73,6 +73,8 @@ class Forwarder:
     # mqtt
     broker: tuple | None = None
     topic_prefix: str = "jifang"
+    # whether the console's "dispatch to 110" goes out through this forwarder
+    dispatch: bool = True
 
     def accepts(self, event_class, category):
         return event_class in self.classes or category in self.categories
@@ -93,6 +95,8 @@ class Config:
     devices: dict                  # account -> Device ("*" possible)
     forwarders: list
     secrets: list                  # every secret string, so logs can scrub them
+    vehicles: object = None        # gateway.vehicles.config.VehiclesConfig, when [jt808]/[vehicles]/[edge] is there
+    console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -225,8 +229,11 @@ def load(path):
 def from_dict(data, base_dir=Path("."), source="config"):
     from protocols import dc09  # the codec is needed only to turn keys into bytes
 
+    from gateway.vehicles import config as vehicles_config   # imported here: it builds on this module
+
     root = _Table(data, "", source, ["gateway", "store", "receiver", "supervision", "http",
-                                    "mqtt_source", "devices", "forwarders"])
+                                    "mqtt_source", "devices", "forwarders", "console"]
+                  + list(vehicles_config.SECTIONS))
     gw = root.table("gateway", ["name"])
     name = gw.get("name", str, "gateway")
 
@@ -283,7 +290,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
                                         "key_text", "receiver_number", "prefix", "ack_timeout_seconds",
                                         "retry_initial_seconds", "retry_max_seconds", "failback_seconds", "send_position",
                                         "link_account", "link_test_seconds",
-                                        "url", "secret", "broker", "topic_prefix"]):
+                                        "url", "secret", "broker", "topic_prefix", "dispatch"]):
         fname = t.get("name", str, required=True, fix='give each forwarder a unique name, e.g. "110"')
         if fname in names:
             raise t.error("name", "used twice", "give each forwarder a unique name (it keys its cursor in the store)")
@@ -294,6 +301,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
         fw = Forwarder(name=fname, type=ftype,
                        classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype != "console" else EVENT_CLASSES, EVENT_CLASSES),
                        categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype != "console" else (), CATEGORIES))
+        fw.dispatch = t.get("dispatch", bool, True)
         if ftype == "dc09":
             addresses = t.get("receivers", list, required=True, fix='list receivers, primary first: ["127.0.0.1:7001"]')
             if not addresses:
@@ -332,7 +340,17 @@ def from_dict(data, base_dir=Path("."), source="config"):
             fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
         forwarders.append(fw)
 
+    vehicles = None
+    if any(section in data for section in vehicles_config.SECTIONS):
+        vehicles = vehicles_config.from_dict(data, base_dir, source)
+        retention = vehicles_config.retention_with_positions(retention, vehicles)
+        secrets += vehicles.secrets
+    console = None
+    if "console" in data:
+        from gateway.console.settings import from_table
+        console = from_table(data["console"], base_dir, source)
+
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
-                  devices=devices, forwarders=forwarders, secrets=secrets)
+                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console)

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS log (
     hash        TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_class_age ON log (event_class, received_at_ms);
+CREATE INDEX IF NOT EXISTS log_account_age ON log (account, received_at_ms);
 CREATE TABLE IF NOT EXISTS forwarder_cursor (
     forwarder TEXT PRIMARY KEY,
     watermark INTEGER NOT NULL
@@ -52,6 +53,12 @@ CREATE TABLE IF NOT EXISTS forwarder_cursor (
 CREATE TABLE IF NOT EXISTS forwarder_done (
     forwarder TEXT NOT NULL,
     event_id  INTEGER NOT NULL,
+    PRIMARY KEY (forwarder, event_id)
+);
+CREATE TABLE IF NOT EXISTS forwarder_dispatch (  -- an operator's "dispatch to 110", until delivered
+    forwarder TEXT NOT NULL,
+    event_id  INTEGER NOT NULL,
+    requested_at_ms INTEGER NOT NULL,
     PRIMARY KEY (forwarder, event_id)
 );
 """
@@ -86,6 +93,15 @@ class EventLog:
         row = self.db.execute("SELECT id, hash FROM log ORDER BY id DESC LIMIT 1").fetchone()
         return row if row else (0, GENESIS)
 
+    def _recorded(self, keys):
+        """The dedup keys among `keys` that are already in the log."""
+        found = set()
+        for i in range(0, len(keys), 500):            # SQLite's bound-parameter limit
+            chunk = keys[i:i + 500]
+            found.update(r[0] for r in self.db.execute(
+                "SELECT dedup_key FROM log WHERE dedup_key IN (%s)" % ",".join("?" * len(chunk)), chunk))
+        return found
+
     def _next_id(self):
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
         return (row[0] if row else 0) + 1
@@ -106,20 +122,50 @@ class EventLog:
         ids = []
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            # One query for the batch's duplicates, one id read and one executemany:
+            # a fleet stores thousands of positions a second through here.
+            keys = [ev.dedup_key for ev in events]
+            seen = self._recorded(keys)
             _, prev = self._head()
-            for ev in events:
-                key = ev.dedup_key
-                if self.db.execute("SELECT 1 FROM log WHERE dedup_key = ?", (key,)).fetchone():
+            row_id = self._next_id()
+            rows = []
+            for ev, key in zip(events, keys):
+                if key in seen:
                     ids.append(None)
                     continue
-                row_id, prev = self._insert("event", ev.to_json(), prev, key, ev.account, ev.event_class,
-                                            ev.priority, ev.received_at_ms)
+                seen.add(key)                  # a duplicate within the batch, too
+                body = ev.to_json()
+                h = row_hash(row_id, "event", prev, body)
+                rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms,
+                             body, prev, h))
                 ids.append(row_id)
+                prev = h
+                row_id += 1
+            self.db.executemany(
+                "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, hash)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         return ids
+
+    def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
+        """The device time of the newest event of `account` received since `since_ms` with
+        this sequence, code, zone and qualifier, or None: how a retry of a frame that
+        carries no time of its own is told from a new event (sources/dc09.py)."""
+        rows = self.db.execute("SELECT body FROM log WHERE account = ? AND received_at_ms >= ? AND kind = 'event'"
+                               " ORDER BY id DESC", (account, since_ms))
+        for (body,) in rows:
+            d = json.loads(body)
+            if (d["sequence"], d["code"], d["zone"], d["qualifier"]) == (sequence, code, zone, qualifier):
+                return d["device_time"]
+        return None
+
+    def get(self, row_id):
+        """One stored event by its row id, or None (purged, a purge row, or no such row)."""
+        row = self.db.execute("SELECT body FROM log WHERE id = ? AND kind = 'event'", (row_id,)).fetchone()
+        return StoredEvent(row_id, Event.from_dict(json.loads(row[0]))) if row else None
 
     def events(self, after=0, account=None):
         sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > ?"
@@ -173,6 +219,24 @@ class EventLog:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    # -- operator dispatches ------------------------------------------------------
+    # A dispatch makes a forwarder send one stored event whatever its class filter
+    # says (a center whose operators verify alarms before they go to 110). The
+    # request is committed before the operator is answered and cleared only when
+    # the upstream confirmed, so a restart in between sends it still.
+
+    def request_dispatch(self, forwarder, row_id):
+        self.db.execute("INSERT OR IGNORE INTO forwarder_dispatch VALUES (?, ?, ?)", (forwarder, row_id, now_ms()))
+
+    def dispatched(self, forwarder):
+        """Stored events with a dispatch to `forwarder` not yet delivered, oldest request first."""
+        rows = self.db.execute("SELECT event_id FROM forwarder_dispatch WHERE forwarder = ? ORDER BY requested_at_ms",
+                               (forwarder,)).fetchall()
+        return [s for s in (self.get(r[0]) for r in rows) if s is not None]
+
+    def dispatch_delivered(self, forwarder, row_id):
+        self.db.execute("DELETE FROM forwarder_dispatch WHERE forwarder = ? AND event_id = ?", (forwarder, row_id))
 
     # -- supervision state --------------------------------------------------------
 
@@ -329,6 +393,21 @@ class Store:
 
     async def pending(self, watermark, done):
         return await self._run(self._log.pending, watermark, done)
+
+    async def get(self, row_id):
+        return await self._run(self._log.get, row_id)
+
+    async def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
+        return await self._run(self._log.recent_device_time, account, sequence, code, zone, qualifier, since_ms)
+
+    async def request_dispatch(self, forwarder, row_id):
+        return await self._run(self._log.request_dispatch, forwarder, row_id)
+
+    async def dispatched(self, forwarder):
+        return await self._run(self._log.dispatched, forwarder)
+
+    async def dispatch_delivered(self, forwarder, row_id):
+        return await self._run(self._log.dispatch_delivered, forwarder, row_id)
 
     async def mark_delivered(self, forwarder, row_id, watermark):
         return await self._run(self._log.mark_delivered, forwarder, row_id, watermark)

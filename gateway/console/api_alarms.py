@@ -8,6 +8,7 @@ Rules enforced here, not in the browser:
 - a dispatch to 110 is recorded whether it succeeded or not, and does not dispose
   of the alarm (the operator still says what it was).
 """
+import asyncio
 import logging
 
 from aiohttp import web
@@ -136,7 +137,20 @@ async def dispose(request):
         return error(409, "alarm %d was already disposed of" % item["id"])
     disposition = {"id": item["id"], "outcome": outcome, "note": note, "operator": user["username"], "at_ms": now}
     ctx.state.disposed(item["id"], disposition)
+    if ctx.on_disposed is not None:
+        # In the background: telling a vehicle's terminal (0x8203) may take seconds,
+        # and the disposal is recorded whatever the terminal answers.
+        task = asyncio.create_task(_after_disposal(ctx, item))
+        ctx.background.add(task)
+        task.add_done_callback(ctx.background.discard)
     return web.json_response(disposition)
+
+
+async def _after_disposal(ctx, item):
+    try:
+        await ctx.on_disposed(item)
+    except Exception as exc:  # noqa: BLE001 - reported, never lost silently
+        log.error("after-disposal hook failed", extra={"event_id": item["id"], "error": repr(exc)})
 
 
 @auth.requires("alarm.handle")

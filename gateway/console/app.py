@@ -44,10 +44,12 @@ STATIC_DIR = Path(__file__).parent / "static"
 class Console:
     """Everything a request handler needs, as `request.app[CONSOLE]`."""
 
-    def __init__(self, source, db_path, dispatch, settings):
+    def __init__(self, source, db_path, dispatch, settings, on_disposed=None):
         self.source = source
         self.settings = settings
         self.dispatch = dispatch
+        self.on_disposed = on_disposed     # async fn(alarm item): e.g. 0x8203 back to a vehicle
+        self.background = set()
         self.db = AsyncConsoleDB(db_path)
         self.reader = LogReader(source.log_path)
         self.state = LiveState(source.devices)
@@ -134,8 +136,8 @@ class Console:
                                request.remote or "unknown", records)
 
 
-def create_app(event_source, console_db_path, dispatch=None, config=None):
-    console = Console(event_source, console_db_path, dispatch, config or ConsoleSettings())
+def create_app(event_source, console_db_path, dispatch=None, config=None, on_disposed=None):
+    console = Console(event_source, console_db_path, dispatch, config or ConsoleSettings(), on_disposed)
     app = web.Application(middlewares=[security_headers_middleware, access_middleware])
     app[CONSOLE] = console
     pages.add_routes(app, STATIC_DIR)

@@ -25,14 +25,14 @@ def console_db_path(gateway_config, settings):
     return settings.db_path or Path(gateway_config.store_path).with_name("console.sqlite")
 
 
-async def start_console(gateway, settings, dispatch=None, geofences=()):
+async def start_console(gateway, settings, dispatch=None, geofences=(), on_disposed=None):
     """Serve the console for a started gateway.app.Gateway on settings.listen;
     returns the AppRunner (its `addresses` say where; `cleanup()` stops it).
     `geofences`: the fleet's (VehiclesConfig.rules.geofences), drawn on the map."""
     if settings.listen is None:
         raise ValueError("console.listen is not set: write e.g. listen = \"127.0.0.1:8480\" under [console]")
     source = EventSource.from_gateway(gateway, geofences)
-    app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings)
+    app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed)
     runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
     await runner.setup()
     await web.TCPSite(runner, *settings.listen).start()

@@ -15,6 +15,10 @@ same account; life safety wins over strict per-account order across tiers.)
 The watermark persisted after each delivery is the id below which everything is
 delivered or filtered out; ids delivered above it (alarms that overtook) are
 remembered separately so a restart does not send them again.
+
+Operator dispatches (the console's "dispatch to 110") come before every tier: an
+operator verified that alarm. They bypass the class filter, are kept in the store
+until the upstream confirmed them, and never move the watermark.
 """
 import asyncio
 import collections
@@ -32,6 +36,7 @@ class Outbox:
         self.spec = spec
         self.store = store
         self.tiers = [collections.deque() for _ in range(PRIORITY_ROUTINE + 1)]
+        self.dispatches = collections.deque()
         self.watermark = 0
         self.last_seen = 0
         self._changed = asyncio.Event()
@@ -43,6 +48,18 @@ class Outbox:
         self.last_seen = self.watermark
         for stored in await self.store.pending(self.watermark, done):
             self.offer(stored)
+        for stored in await self.store.dispatched(self.name):
+            self._queue_dispatch(stored)
+
+    async def dispatch(self, stored):
+        """Send this stored event whatever the filter says; durable before it returns."""
+        await self.store.request_dispatch(self.name, stored.id)
+        self._queue_dispatch(stored)
+
+    def _queue_dispatch(self, stored):
+        if all(item.id != stored.id for item in self.dispatches):
+            self.dispatches.append(stored)
+            self._changed.set()
 
     def offer(self, stored):
         """Pipeline listener: called once per committed event, in commit order."""
@@ -53,6 +70,8 @@ class Outbox:
             self._changed.set()
 
     def peek(self):
+        if self.dispatches:
+            return self.dispatches[0]
         for tier in self.tiers:
             if tier:
                 return tier[0]
@@ -72,10 +91,20 @@ class Outbox:
         the background, in order: the forwarder moves on to the next (maybe an alarm)
         without waiting for the store. If the gateway dies before the write, the event
         is sent again after the restart, and the upstream's dedup key absorbs it."""
-        self.tiers[stored.event.priority].remove(stored)
+        dispatched = [item for item in self.dispatches if item.id == stored.id]
+        for item in dispatched:
+            self.dispatches.remove(item)
+            self._background(self.store.dispatch_delivered(self.name, stored.id))
+        tier = self.tiers[stored.event.priority]
+        if stored not in tier:       # a dispatch of an event the filter had left out
+            return
+        tier.remove(stored)
         heads = [tier[0].id for tier in self.tiers if tier]
         self.watermark = (min(heads) - 1) if heads else self.last_seen
-        task = asyncio.create_task(self.store.mark_delivered(self.name, stored.id, self.watermark))
+        self._background(self.store.mark_delivered(self.name, stored.id, self.watermark))
+
+    def _background(self, write):
+        task = asyncio.create_task(write)
         self._cursor_writes.add(task)
         task.add_done_callback(self._cursor_written)
 
@@ -91,10 +120,11 @@ class Outbox:
             await asyncio.gather(*list(self._cursor_writes), return_exceptions=True)
 
     def depth(self):
-        return sum(len(t) for t in self.tiers)
+        return len(self.dispatches) + sum(len(t) for t in self.tiers)
 
     def oldest_age(self):
-        oldest = min((t[0].event.received_at_ms for t in self.tiers if t), default=None)
+        queues = [self.dispatches] + self.tiers
+        oldest = min((q[0].event.received_at_ms for q in queues if q), default=None)
         return 0 if oldest is None else max(0.0, time.time() - oldest / 1000)
 
     def _gauges(self):
