@@ -6,7 +6,7 @@ float formatting: keys are sorted, times are integers (seconds or milliseconds).
 """
 import json
 import time
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, fields, replace
 
 from protocols import contactid
 
@@ -56,8 +56,11 @@ class Event:
 
     @property
     def dedup_key(self):
-        """(account, sequence, device time, code, zone): a retried frame maps to the same key."""
-        return "%s|%d|%d|%d|%d" % (self.account, self.sequence, self.device_time, self.code, self.zone)
+        """(account, sequence, device time, code, zone, qualifier): a retried frame maps to
+        the same key. The qualifier keeps a trouble and its restore apart when they share
+        a second and a sequence (supervision raises both with sequence 0)."""
+        return "%s|%d|%d|%d|%d|%d" % (self.account, self.sequence, self.device_time, self.code, self.zone,
+                                      self.qualifier)
 
     @property
     def is_restore(self):
@@ -67,7 +70,9 @@ class Event:
         return replace(self, site=site)
 
     def to_dict(self):
-        d = asdict(self)
+        # Shallow: asdict() deep-copies and was half the cost of storing a position;
+        # the dict is serialised or read, never mutated in depth.
+        d = {name: getattr(self, name) for name in _FIELD_NAMES}
         if d["position"] is not None:
             d["position"] = list(d["position"])
         return d
@@ -81,6 +86,9 @@ class Event:
         if d.get("position") is not None:
             d["position"] = tuple(d["position"])
         return cls(**d)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Event))
 
 
 def canonical_json(obj):

@@ -19,6 +19,7 @@ A bad frame never closes the connection: it is answered, logged with its reason,
 counted, and the next frame on the stream is read.
 """
 import asyncio
+import dataclasses
 import logging
 
 from protocols import contactid, dc09
@@ -28,6 +29,11 @@ from gateway.sources.sia_codes import SIA_TO_CONTACT_ID
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("jifang.dc09")
+
+# How long after a frame without a time of its own a copy of it counts as a retry.
+# A panel retries within seconds to minutes; reusing a sequence number in that time
+# would take it 10,000 messages.
+RETRY_WINDOW_SECONDS = 600
 
 
 class Unsupported(Exception):
@@ -120,6 +126,8 @@ class DC09Receiver:
             return self._nak("format", str(exc), frame, peer)
         try:
             for event in events:
+                if not self._dated(msg):
+                    event = await self._as_retry_of_recent(event)
                 await self.pipeline.submit(event)
         except InvalidEvent as exc:
             return self._nak("format", str(exc), frame, peer)
@@ -159,6 +167,20 @@ class DC09Receiver:
         self.metrics.inc("jifang_naks_total", reason=reason)
         log.warning("NAK: " + message, extra={"peer": peer, "reason": reason, "frame": frame[:120].decode("ascii", "replace")})
         return dc09.encode(dc09.make_nak(dc09.timestamp_now()))
+
+    @staticmethod
+    def _dated(msg):
+        return msg.timestamp is not None or any(letter == "H" for letter, _ in msg.xdata)
+
+    async def _as_retry_of_recent(self, event):
+        """A frame with no time of its own (many panels send plain frames without one)
+        is dated on arrival, so a retry after a lost ACK would look new. Within the
+        retry window, the same account, sequence, code, zone and qualifier is that
+        retry: it takes the first copy's device time, hence the same dedup key."""
+        since = event.received_at_ms - RETRY_WINDOW_SECONDS * 1000
+        earlier = await self.pipeline.store.recent_device_time(
+            event.account, event.sequence, event.code, event.zone, event.qualifier, since)
+        return event if earlier is None else dataclasses.replace(event, device_time=earlier)
 
     def _events(self, msg, frame, source):
         """The Events a message carries: one for ADM-CID, one per event for SIA-DCS."""

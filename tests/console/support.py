@@ -162,8 +162,8 @@ class Console:
     async def supervision(self, account, qualifier):
         """A communication trouble or restore, as the gateway's supervision raises it."""
         report = contactid.Report(account, qualifier, 350, 0, 0)
-        # A distinct device time per call: the gateway's dedup key has no qualifier, so a
-        # restore dated the same second as its trouble would be taken for a retry of it.
+        # A distinct device time per call, as supervision's own events have: two
+        # troubles in one second with sequence 0 would be one event to the dedup key.
         self._supervision_time = max(getattr(self, "_supervision_time", 0) + 1, int(time.time()))
         event = from_contact_id(report, sequence=0, device_time=self._supervision_time, source="supervision")
         return await self.gateway.pipeline.submit(event)

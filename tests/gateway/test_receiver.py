@@ -87,6 +87,37 @@ async def test_a_retried_frame_is_acked_again_and_recorded_once(gateway):
     await client.close()
 
 
+async def test_a_retry_of_a_frame_without_any_time_is_recorded_once(gateway):
+    # Panels in the field send plain frames with no timestamp and no [H] (see the
+    # captures in tests/mpy/test_dc09.py): the receiver dates them on arrival, so the
+    # retry, a second or more later, must still be recognised as the same event.
+    client = await RawClient().connect(port(gateway))
+    msg = dc09.Message("ADM-CID", seq=31, account="1003", data="#1003|1130 01 004")
+    for attempt in range(2):
+        await client.send(dc09.encode(msg))
+        assert dc09.is_ack_for(await client.answer(), msg)
+        if attempt == 0:
+            await asyncio.sleep(1.1)            # the retry lands in a later second
+    again = dc09.Message("ADM-CID", seq=32, account="1003", data="#1003|1130 01 004")
+    await client.send(dc09.encode(again))       # a new event: the next sequence number
+    assert dc09.is_ack_for(await client.answer(), again)
+    assert [s.event.sequence for s in await gateway.store.events()] == [31, 32]
+    assert gateway.metrics.total("jifang_events_duplicate_total") == 1
+    await client.close()
+
+
+async def test_a_restore_in_the_same_second_as_its_alarm_is_kept(gateway):
+    client = await RawClient().connect(port(gateway))
+    now = int(time.time())
+    alarm = adm_cid("1001", 130, qualifier=1, seq=5, occurred=now)
+    restore = adm_cid("1001", 130, qualifier=3, seq=5, occurred=now)   # same sequence and second
+    for m in (alarm, restore):
+        await client.send(dc09.encode(m, PANEL_KEY))
+        assert dc09.is_ack_for(await client.answer(PANEL_KEY), m)
+    assert [s.event.qualifier for s in await gateway.store.events()] == [1, 3]
+    await client.close()
+
+
 async def test_every_fault_gets_the_standards_answer_and_the_connection_lives_on(gateway, caplog):
     caplog.set_level(logging.WARNING, logger="jifang")
     client = await RawClient().connect(port(gateway))
