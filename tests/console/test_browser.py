@@ -2,7 +2,8 @@
 sends an alarm over DC-09 to a real gateway, an operator sees it arrive without
 reloading, takes it and disposes of it, and the auditor finds it in the access
 register. Also: who may not see what. Saves a screenshot of every page into
-docs/screenshots/ for the README and docs/console.md."""
+build/screenshots/; with JIFANG_UPDATE_SCREENSHOTS=1 into docs/screenshots/ (the
+README's and docs/console.md's), so a test run leaves the tracked ones alone."""
 import os
 import re
 import shutil
@@ -19,7 +20,8 @@ if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (tools/install-system-deps.sh installs it)",
                 allow_module_level=True)
 
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).parents[2]
+SCREENSHOTS = ROOT / ("docs" if os.environ.get("JIFANG_UPDATE_SCREENSHOTS") == "1" else "build") / "screenshots"
 # Flags for a machine without internet: no background requests, no first-run UI.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
