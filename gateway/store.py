@@ -7,10 +7,11 @@ recompute that hash too and the next row's link breaks; delete a row and the ids
 have a gap. `verify()` walks the chain and names the first row that fails.
 
 The only deletion is `purge()`, for retention. It appends a "purge" row first,
-listing each purged row's id, hash, class and age, so the chain still verifies
-across the gap and the verifier can check that nothing was purged younger than
-its retention. Purge rows themselves are never purged, and since a purge row is
-always the newest row when written, the head of the chain always exists.
+listing the runs of purged ids with the hash each run ends on and the youngest
+receive time per class, so the chain still verifies across the gap and the
+verifier can check that nothing was purged younger than its retention. Purge
+rows themselves are never purged, and since a purge row is always the newest row
+when written, the head of the chain always exists.
 
 Forwarder cursors live in two small side tables (not chained: they are delivery
 state, not records): a watermark (every row up to it is delivered or filtered
@@ -253,7 +254,13 @@ class EventLog:
 
     def purge(self, retention_days, forwarders=(), now=None):
         """Delete events older than their class's retention and already delivered by
-        every forwarder; record the purge in the chain first. Returns the number purged."""
+        every forwarder; record the purge in the chain first. Returns the number purged.
+
+        The purge row lists runs of consecutive purged ids, not every row: a fleet
+        purges millions of positions at a time. Each run keeps what verification needs:
+        its first and last id, the hash of its last row (the surviving row after it
+        links to that), and the youngest receive time of each class it held, which
+        must be older than that class's retention."""
         now = now_ms() if now is None else now
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -263,19 +270,31 @@ class EventLog:
                 row = self.db.execute("SELECT watermark FROM forwarder_cursor WHERE forwarder = ?", (name,)).fetchone()
                 limit = min(limit, row[0] if row else 0)
             victims = []
-            for row_id, cls, received, h in self.db.execute(
-                    "SELECT id, event_class, received_at_ms, hash FROM log WHERE kind = 'event' AND id <= ? ORDER BY id",
-                    (limit,)):
+            classes = [r[0] for r in self.db.execute("SELECT DISTINCT event_class FROM log") if r[0] is not None]
+            for cls in classes:           # through the (class, age) index, not a scan of the log
                 days = retention_days.get(cls, retention_days["default"])
-                if received <= now - days * DAY_MS:
-                    victims.append([row_id, h, cls, received])
+                victims += self.db.execute(
+                    "SELECT id, event_class, received_at_ms, hash FROM log"
+                    " WHERE event_class = ? AND received_at_ms <= ? AND id <= ? AND kind = 'event'",
+                    (cls, now - days * DAY_MS, limit)).fetchall()
             if not victims:
                 self.db.execute("COMMIT")
                 return 0
-            body = canonical_json({"purged_at_ms": now, "retention_days": retention_days, "rows": victims})
+            victims.sort()
+            runs = []
+            for row_id, cls, received, h in victims:
+                if runs and runs[-1][1] == row_id - 1:
+                    run = runs[-1]
+                    run[1], run[2] = row_id, h
+                else:
+                    run = [row_id, row_id, h, {}]
+                    runs.append(run)
+                run[3][cls] = max(run[3].get(cls, 0), received)
+            body = canonical_json({"purged_at_ms": now, "retention_days": retention_days, "runs": runs})
             _, prev = self._head()
             self._insert("purge", body, prev, received_at_ms=now)
-            self.db.executemany("DELETE FROM log WHERE id = ? AND kind = 'event'", [(v[0],) for v in victims])
+            self.db.executemany("DELETE FROM log WHERE id BETWEEN ? AND ? AND kind = 'event'",
+                                [(run[0], run[1]) for run in runs])
             self.db.execute("COMMIT")
             return len(victims)
         except BaseException:
@@ -306,35 +325,45 @@ def verify(path):
 def _verify(db):
     # Pass 1: the purge rows (few), so the walk knows which gaps are accounted for.
     # Pass 2 streams the log; a multi-year log need not fit in memory.
-    purged = {}          # id -> hash, from purge rows (checked themselves when the walk reaches them)
+    runs = {}            # first purged id -> (last id, hash of the last row), from purge rows
+    run_ends = set()
+    purged = 0
     purge_problems = {}
     for row_id, body in db.execute("SELECT id, body FROM log WHERE kind = 'purge' ORDER BY id"):
         try:
             p = json.loads(body)
-            for pid, phash, cls, received in p["rows"]:
-                purged[pid] = phash
-                days = p["retention_days"].get(cls, p["retention_days"]["default"])
-                if received > p["purged_at_ms"] - days * DAY_MS and row_id not in purge_problems:
-                    purge_problems[row_id] = "purge row %d removed row %d younger than its %d-day retention" % (row_id, pid, days)
-        except (ValueError, KeyError, TypeError):
+            for first, last, last_hash, youngest in p["runs"]:
+                if not first <= last or first in runs:
+                    raise ValueError("bad run")
+                runs[first] = (last, last_hash)
+                run_ends.add(last)
+                purged += last - first + 1
+                for cls, received in youngest.items():
+                    days = p["retention_days"].get(cls, p["retention_days"]["default"])
+                    if received > p["purged_at_ms"] - days * DAY_MS and row_id not in purge_problems:
+                        purge_problems[row_id] = "purge row %d removed %s rows %d-%d younger than their %d-day retention" % (
+                            row_id, cls, first, last, days)
+        except (ValueError, KeyError, TypeError, AttributeError):
             purge_problems[row_id] = "purge row %d is not a valid purge record" % row_id
 
     rows = 0
 
     def fail(bad_row, problem):
-        return VerifyResult(False, rows, len(purged), 0, "", problem, bad_row)
+        return VerifyResult(False, rows, purged, 0, "", problem, bad_row)
 
     expected_id, prev_hash, prev_id = 1, GENESIS, 0
     for row_id, kind, dedup_key, account, event_class, priority, body, stored_prev, stored_hash in db.execute(
             "SELECT id, kind, dedup_key, account, event_class, priority, body, prev_hash, hash FROM log ORDER BY id"):
         rows += 1
         while expected_id < row_id:
-            if expected_id not in purged:
+            if expected_id not in runs:
                 return fail(expected_id, "row %d was removed (no purge record covers it)" % expected_id)
-            prev_hash, prev_id = purged[expected_id], expected_id
-            expected_id += 1
+            prev_id, prev_hash = runs[expected_id]
+            expected_id = prev_id + 1
+        if expected_id > row_id:
+            return fail(row_id, "row %d is inside a run a purge row says it removed" % row_id)
         if stored_prev != prev_hash:
-            if prev_id in purged:
+            if prev_id in run_ends:
                 return fail(row_id, "row %d does not continue from purged row %d" % (row_id, prev_id))
             if prev_id == 0:
                 return fail(row_id, "row %d altered: first row does not start the chain" % row_id)
@@ -362,7 +391,7 @@ def _verify(db):
     last_issued = seq[0] if seq else 0
     if last_issued > prev_id:
         return fail(prev_id + 1, "row %d was removed (the newest rows are missing)" % (prev_id + 1))
-    return VerifyResult(True, rows, len(purged), prev_id, prev_hash)
+    return VerifyResult(True, rows, purged, prev_id, prev_hash)
 
 
 class Store:

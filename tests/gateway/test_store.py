@@ -164,3 +164,35 @@ def test_a_new_forwarder_starts_at_the_head(log_path):
     log.append([event(1), event(2)])
     assert log.cursor("webhook") == (2, set())
     log.close()
+
+
+def test_a_fleet_sized_purge_is_recorded_as_runs_and_still_verifies(log_path):
+    """Positions are purged by the million: the purge row holds runs of ids, not rows,
+    and an alarm surviving between positions splits a run without breaking the chain."""
+    log = EventLog(log_path)
+    old = [event(i, 602, age_days=40) for i in range(1, 2001)]       # tests: 30-day class default
+    old[1000] = event(1001, 130, age_days=40)                           # an alarm in the middle: kept
+    log.append(old)
+    log.append([event(3000, 602)])                                       # young: kept
+    assert log.purge({"default": 30, "alarm": 730}, now=NOW) == 1999
+    body = sqlite3.connect(log_path).execute("SELECT body FROM log WHERE kind = 'purge'").fetchone()[0]
+    assert len(body) < 1000                                              # two runs, not 1,999 rows
+    log.close()
+    result = verify(log_path)
+    assert result.ok and result.purged == 1999 and result.rows == 3     # the alarm, the young event, the purge
+
+
+def test_a_row_put_back_inside_a_purged_run_is_caught(log_path):
+    log = EventLog(log_path)
+    log.append([event(i, 602, age_days=40) for i in range(1, 6)])
+    log.append([event(9, 602)])
+    db = sqlite3.connect(log_path, isolation_level=None)
+    saved = db.execute("SELECT * FROM log WHERE id = 3").fetchone()
+    assert log.purge({"default": 30}, now=NOW) == 5
+    log.close()
+    assert '"runs":[[1,5,' in db.execute("SELECT body FROM log WHERE kind = 'purge'").fetchone()[0]
+    assert verify(log_path).ok
+    db.execute("INSERT INTO log VALUES (%s)" % ",".join("?" * len(saved)), saved)   # row 3 comes back
+    db.close()
+    result = verify(log_path)
+    assert not result.ok and result.bad_row == 3 and "inside a run" in result.problem
