@@ -85,4 +85,16 @@ NAMES = {
     624: "Event log overflow", 625: "Time/date reset", 626: "Time/date inaccurate",
     627: "Program mode entry", 628: "Program mode exit", 629: "32 hour event log marker",
     630: "Schedule change", 631: "Exception schedule change", 632: "Access schedule change",
+    # 9xx: left unassigned by DC-05; jifang's vehicle events that have no Contact ID
+    # equivalent (class "other", not forwarded by default). 900 + JT/T 808 alarm bit
+    # for the terminal's own alarms, 951-956 for the center's fleet rules
+    # (gateway/vehicles/codes.py).
+    901: "Vehicle overspeed", 902: "Vehicle fatigue driving", 903: "Vehicle dangerous driving",
+    913: "Vehicle overspeed warning", 914: "Vehicle fatigue warning", 915: "Vehicle illegal driving",
+    916: "Vehicle tyre pressure", 917: "Vehicle right-turn blind spot", 918: "Vehicle daily driving time exceeded",
+    919: "Vehicle overtime parking", 920: "Vehicle area in/out", 921: "Vehicle route in/out",
+    922: "Vehicle road-section time", 923: "Vehicle route deviation (terminal)", 925: "Vehicle fuel abnormal",
+    929: "Vehicle collision", 930: "Vehicle rollover warning", 931: "Vehicle illegal door open",
+    951: "Overspeed", 952: "Fatigue driving", 953: "Parked too long", 954: "Entered a forbidden zone",
+    955: "Left its allowed area", 956: "Route deviation",
 }

@@ -43,15 +43,11 @@ ALARM_BIT_CODES = {
 # in 2019 the bit is reserved and vendors reuse it, so it stays generic there.
 ALARM_BIT_CODES_2013 = {31: (423, "Illegal door open")}
 
-# The center's own rules.
-RULE_CODES = {
-    "overspeed": (951, "Overspeed"),
-    "fatigue": (952, "Fatigue driving"),
-    "parking": (953, "Parked too long"),
-    "forbidden_zone": (954, "Entered a forbidden zone"),
-    "left_area": (955, "Left its allowed area"),
-    "route_deviation": (956, "Route deviation"),
-}
+# The center's own rules: (code, name), names from the shared Contact ID table so a
+# 110 receiver running jifang shows the same words.
+RULE_CODES = {rule: (code, contactid.describe(code)[0]) for rule, code in (
+    ("overspeed", 951), ("fatigue", 952), ("parking", 953),
+    ("forbidden_zone", 954), ("left_area", 955), ("route_deviation", 956))}
 
 # Edge (vehicle computer) alarms travel in the custom 0x0200 extra item
 # EDGE_ALARMS_ITEM as (code WORD, zone BYTE) pairs: the alarms active right now.
@@ -65,8 +61,12 @@ def alarm_bit_code(bit, version):
         return ALARM_BIT_CODES_2013[bit]
     if bit in ALARM_BIT_CODES:
         return ALARM_BIT_CODES[bit]
-    from protocols.jt808 import alarm_table
-    return 900 + bit, "Vehicle " + alarm_table(version).get(bit, "alarm bit %d" % bit).replace("_", " ")
+    code = 900 + bit
+    name = contactid.describe(code)[0]
+    if name.startswith("unknown"):                # a bit the shared table does not name
+        from protocols.jt808 import alarm_table
+        name = "Vehicle " + alarm_table(version).get(bit, "alarm bit %d" % bit).replace("_", " ")
+    return code, name
 
 
 def make_event(account, code, *, name=None, qualifier=contactid.QUALIFIER_NEW, zone=0, sequence=0,
