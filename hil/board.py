@@ -131,15 +131,6 @@ class BoardDut(Dut):
             raise JigMissing("driving inputs on a board needs a test jig (--jig-port); see docs/hil.md")
         return self.jig.send(command)
 
-    def trip(self, zone, state="alarm"):
-        return self.ctrl("zone %d %s" % (zone, state))
-
-    def restore(self, zone):
-        return self.ctrl("zone %d normal" % zone)
-
-    def keys(self, chars, keypad=1):
-        return self.ctrl("key %d %s" % (keypad, chars))
-
     # -- after a test: files off the board ------------------------------------------------
     def read_file(self, path):
         """A file from the board's filesystem (e.g. "events.q"), through mpremote's

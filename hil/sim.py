@@ -136,6 +136,45 @@ class Dut:
 
     _eof = True
 
+    # -- inputs, the same on every target: each target's ctrl() carries them (the sim's
+    # control socket, a board's test jig) --------------------------------------------
+    def trip(self, zone, state="alarm"):
+        return self.ctrl("zone %d %s" % (zone, state))
+
+    def restore(self, zone):
+        return self.ctrl("zone %d normal" % zone)
+
+    def keys(self, chars, keypad=1):
+        return self.ctrl("key %d %s" % (keypad, chars))
+
+    def swipe(self, number, bits=26, reader=1, frame=None):
+        value = wiegand(bits, number) if frame is None else frame
+        return self.ctrl("card %d %d %d" % (reader, bits, value))
+
+    def button(self, name, level):
+        return self.ctrl("button %s %d" % (name, level))
+
+    def door(self, is_open):
+        return self.ctrl("door %s" % ("open" if is_open else "closed"))
+
+    def net(self, up):
+        return self.ctrl("net %s" % ("up" if up else "down"))
+
+    def ac(self, on):
+        return self.ctrl("ac %d" % (1 if on else 0))
+
+    def battery(self, mv):
+        return self.ctrl("battery %d" % mv)
+
+    def tamper(self, on):
+        return self.ctrl("tamper %d" % (1 if on else 0))
+
+    def get(self):
+        return self.ctrl("get")
+
+    def stats(self):
+        return self.ctrl("stats")
+
 
 class SimDut(Dut):
     def __init__(self, config, workdir, heap=micropython.DEFAULT_HEAP, name="dut"):
@@ -260,44 +299,6 @@ class SimDut(Dut):
         if self._sock is None:
             self.ctrl("get")
         self._sock.sendall((command + "\n").encode())
-
-    def trip(self, zone, state="alarm"):
-        return self.ctrl("zone %d %s" % (zone, state))
-
-    def restore(self, zone):
-        return self.ctrl("zone %d normal" % zone)
-
-    def keys(self, chars, keypad=1):
-        return self.ctrl("key %d %s" % (keypad, chars))
-
-    def swipe(self, number, bits=26, reader=1, frame=None):
-        value = wiegand(bits, number) if frame is None else frame
-        return self.ctrl("card %d %d %d" % (reader, bits, value))
-
-    def button(self, name, level):
-        return self.ctrl("button %s %d" % (name, level))
-
-    def door(self, is_open):
-        return self.ctrl("door %s" % ("open" if is_open else "closed"))
-
-    def net(self, up):
-        return self.ctrl("net %s" % ("up" if up else "down"))
-
-    def ac(self, on):
-        return self.ctrl("ac %d" % (1 if on else 0))
-
-    def battery(self, mv):
-        return self.ctrl("battery %d" % mv)
-
-    def tamper(self, on):
-        return self.ctrl("tamper %d" % (1 if on else 0))
-
-    def get(self):
-        return self.ctrl("get")
-
-    def stats(self):
-        return self.ctrl("stats")
-
 
 def _free_port():
     with socket.socket() as s:
