@@ -14,7 +14,7 @@ COMMANDS = {
     "encode": ("gateway.codec_cli", "encode JSON to a frame (DC-09, Contact ID, JT/T 808)"),
     "gateway": ("gateway.service", "run the gateway: receive, store, forward (--config FILE.toml)"),
     "log": ("gateway.log_cli", "event log: verify the hash chain, apply retention"),
-    "demo": ("gateway.demo", "a compound of simulated panels -> alarm-service center -> 110 center, live"),
+    "demo": ("gateway.demo", "a compound of firmware panels -> alarm-service center -> 110 center, live"),
     "flash": ("tools.flash", "provision devices from a CSV: build app + config images, write with esptool"),
     "console-user": ("gateway.console.user_cli", "console accounts: create the first admin, list accounts"),
 }
