@@ -460,9 +460,10 @@ def test_rmc_round_trip(lat, lon, knots, course, date, time):
     assert rmc.fix
     assert rmc.lat == approx(lat, abs=MINUTE_STEP)
     assert rmc.lon == approx(lon, abs=MINUTE_STEP)
-    assert rmc.speed_knots == approx(knots, abs=0.005)
-    assert rmc.speed_kmh == approx(knots * 1.852, abs=0.01)
-    assert rmc.course == approx(course, abs=0.005)
+    sent_knots = float(f"{knots:.2f}")          # what the sentence says (see test_gga_round_trip)
+    assert rmc.speed_knots == approx(sent_knots)
+    assert rmc.speed_kmh == approx(sent_knots * 1.852, abs=0.001)
+    assert rmc.course == approx(float(f"{course:.2f}"))
     assert rmc.date == date
     assert rmc.time == time.replace(microsecond=time.microsecond // 10_000 * 10_000,
                                     tzinfo=dt.timezone.utc)
@@ -480,8 +481,10 @@ def test_gga_round_trip(talker, lat, lon, quality, satellites, hdop, altitude, t
     assert (gga.talker, gga.fix, gga.quality, gga.satellites) == (talker, True, quality, satellites)
     assert gga.lat == approx(lat, abs=MINUTE_STEP)
     assert gga.lon == approx(lon, abs=MINUTE_STEP)
-    assert gga.hdop == approx(hdop, abs=0.05)
-    assert gga.altitude == approx(altitude, abs=0.05)
+    # Compared with what the sentence says: "%.1f" % 0.75 is "0.8", a hair more than
+    # 0.05 away in binary floating point.
+    assert gga.hdop == approx(float(f"{hdop:.1f}"))
+    assert gga.altitude == approx(float(f"{altitude:.1f}"))
     assert gga.time == time.replace(microsecond=0, tzinfo=dt.timezone.utc)
 
 
