@@ -6,7 +6,7 @@ What each frame gets back (the answers the standard defines):
        window, wrong key / undecryptable, unknown account, unencrypted frame for an
        account that has a key
   DUH  understood but not handled here: RSP/XNM and other tokens, SIA-DCS codes
-       outside sources/sia_codes.py
+       outside protocols/sia_codes.py
   none the store failed: the device keeps the event and retries, which is safer than
        any answer that could make it drop it
 
@@ -25,7 +25,7 @@ import logging
 from protocols import contactid, dc09
 from gateway.event import from_contact_id, now_ms
 from gateway.pipeline import InvalidEvent
-from gateway.sources.sia_codes import SIA_TO_CONTACT_ID
+from protocols.sia_codes import SIA_TO_CONTACT_ID
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("jifang.dc09")
