@@ -78,6 +78,19 @@ retry_max_seconds = 0.5
     return path
 
 
+async def wait_listening(port, proc_name, timeout=15):
+    """Return once something accepts TCP connections on `port`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s did not start" % proc_name)
+            await asyncio.sleep(0.05)
+
+
 class CenterProcess:
     def __init__(self, workdir, accts, upstream_port=None, forward_everything=False):
         self.port = free_port()
@@ -87,15 +100,8 @@ class CenterProcess:
     async def __aenter__(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway.service", "--config", str(self.config),
                                       "--log-level", "ERROR"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("center gateway did not start; see center.log")
-                await asyncio.sleep(0.05)
+        await wait_listening(self.port, "center gateway (see center.log)")
+        return self
 
     async def __aexit__(self, *exc):
         self.proc.terminate()
@@ -127,15 +133,8 @@ class PysiaalarmProcess:
 
     async def __aenter__(self):
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("pysiaalarm receiver did not start")
-                await asyncio.sleep(0.05)
+        await wait_listening(self.port, "pysiaalarm receiver")
+        return self
 
     async def __aexit__(self, *exc):
         self.proc.kill()
