@@ -13,9 +13,10 @@ gateway's receive time stands in. Messages from
 accounts not in the device registry, or that are not valid JSON of this shape, are
 logged and counted, never stored.
 
-Durability: paho acknowledges QoS 1 messages to the broker when they arrive, before
-the store commit, so this source is at-most-once across a gateway crash; alarms
-go over DC-09, which ACKs only after the commit.
+Durability, as for DC-09: a QoS 1 message is acknowledged to the broker only after
+its event is committed (or it was rejected, or was a duplicate). The session is
+persistent (clean_session off, a fixed client id), so what the gateway had not
+acknowledged when it crashed, or when the store failed, the broker delivers again.
 """
 import asyncio
 import json
@@ -52,17 +53,28 @@ class MQTTSource:
         import aiomqtt
         host, port = self.broker
         while True:
+            client = aiomqtt.Client(host, port, identifier="jifang-source-" + self.config.name,
+                                    clean_session=False)
+            # aiomqtt 2.5 has no manual acknowledgement; the paho client under it does.
+            # Without it paho acknowledges on arrival, before the commit.
+            client._client.manual_ack_set(True)
             try:
-                async with aiomqtt.Client(host, port, identifier="jifang-source-" + self.config.name) as client:
+                async with client:
                     await client.subscribe(self.prefix + "/+/status", qos=1)
                     await client.subscribe(self.prefix + "/+/telemetry", qos=1)
                     self.subscribed.set()
                     log.info("MQTT source subscribed", extra={"broker": "%s:%d" % self.broker, "prefix": self.prefix})
                     async for message in client.messages:
                         await self.handle(str(message.topic), message.payload)
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 log.warning("MQTT source disconnected, reconnecting", extra={"error": str(exc)})
+                await asyncio.sleep(RECONNECT_SECONDS)
+            except Exception as exc:       # the store failed: no ack; reconnecting makes the broker redeliver
+                self.subscribed.clear()
+                log.error("MQTT event not committed, not acknowledged; reconnecting", extra={"error": repr(exc)})
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     async def handle(self, topic, payload):

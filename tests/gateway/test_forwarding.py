@@ -158,6 +158,33 @@ async def test_mqtt_forwarder_and_mqtt_source(tmp_path, mosquitto):
             assert events[1].values == {"battery_v": 11.2}
 
 
+async def test_an_mqtt_message_is_acknowledged_only_after_its_commit(tmp_path, mosquitto):
+    """The first commit fails (the store is down): the source does not acknowledge the
+    message, reconnects, the broker delivers it again, and it is stored once."""
+    import aiomqtt
+    host, mport = mosquitto
+    cfg = center_config(tmp_path)
+    cfg.mqtt_source = {"broker": (host, mport), "topic_prefix": "dev"}
+    async with Gateway(cfg) as gw:
+        await asyncio.wait_for(gw.mqtt_source.subscribed.wait(), 10)
+        real_append, failures = gw.store.append, []
+
+        async def failing_once(events):
+            if not failures:
+                failures.append(events)
+                raise OSError("disk unavailable")
+            return await real_append(events)
+
+        gw.store.append = failing_once
+        async with aiomqtt.Client(host, mport) as device:
+            status = {"code": 301, "qualifier": 1, "seq": 41, "time": int(time.time())}
+            await device.publish("dev/1002/status", json.dumps(status), qos=1)
+        await wait_for(lambda: gw.metrics.total("jifang_events_in_total") == 1, timeout=20,
+                       what="the redelivered message committed")
+        assert len(failures) == 1
+        assert [(s.event.code, s.event.sequence) for s in await gw.store.events()] == [(301, 41)]
+
+
 async def test_an_event_dc09_cannot_carry_is_dropped_without_blocking_alarms(tmp_path):
     from gateway.event import Event, now_ms
     port110 = free_tcp_udp_port()
