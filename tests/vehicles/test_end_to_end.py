@@ -24,7 +24,7 @@ from tests.vehicles.devices import NmeaTalker, NullModem, Sensors
 from tests.vehicles.support import ESCORT, HAZMAT, SECRET, terminal, wait_for
 from tests.vehicles.test_edge_devices import TANK_OK
 
-BACKGROUND_FLEET = 200          # the bench (bench/fleet.py) runs 1,000 and more
+BACKGROUND_FLEET = 1000         # as the issue asks; bench/fleet.py runs 10,000
 
 
 @contextlib.asynccontextmanager
