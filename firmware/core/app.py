@@ -8,7 +8,7 @@
 import gc
 import asyncio
 from core.compat import ticks_ms, ticks_diff
-from core.log import log
+from core.log import log, quiet as log_quiet
 from core.clock import Clock
 from core.equeue import EventQueue
 import hal as _hal
@@ -62,7 +62,8 @@ class App:
 
     def emit(self, q, code, part=0, zone=0):
         seq = self.queue.push(q, code, part, zone)
-        log("EVENT", "seq=%d q=%d code=%03d p=%d z=%d" % (seq, q, code, part, zone))
+        if not log_quiet():
+            log("EVENT", "seq=%d q=%d code=%03d p=%d z=%d" % (seq, q, code, part, zone))
         if self.reporter is not None:
             self.reporter.notify()
 

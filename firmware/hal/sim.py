@@ -12,7 +12,7 @@
 #   quit                 clean shutdown
 # Every reply is one line: "ok", "ok {json}" or "err ...".
 import os
-from core.log import log
+from core.log import log, quiet as log_quiet
 
 from panel.zones import NORMAL, ALARM, TAMPER, SHORT, loop_mv
 
@@ -79,7 +79,8 @@ class SimHal:  # implements hal.base.Hal (not inherited: RAM)
 
     def output(self, name, value):
         self.outputs[name] = value
-        log("OUT", "%s %d" % (name, value))
+        if not log_quiet():
+            log("OUT", "%s %d" % (name, value))
 
     # network -------------------------------------------------------------------
     def net_ok(self):

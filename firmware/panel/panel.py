@@ -16,7 +16,7 @@
 # Wrong codes: after `lockout_attempts` the keypad ignores keys for `lockout_time` s
 # and 461 (wrong code entry) is reported.
 from core.compat import ticks_add, ticks_diff
-from core.log import log
+from core.log import log, quiet as log_quiet
 from core.users import Users
 from panel import zones as Z
 
@@ -108,7 +108,8 @@ class Panel:
 
     def set_state(self, p, st):
         if p.state != st:
-            log("STATE", "p%d %s -> %s" % (p.n, p.state, st))
+            if not log_quiet():
+                log("STATE", "p%d %s -> %s" % (p.n, p.state, st))
             p.state = st
             self.changed = True
             self.out(p.led, 1 if st in ARMED or st == "pending" or st == "arming" else 0)
@@ -222,7 +223,8 @@ class Panel:
     def on_zone(self, z, now):
         p = self.parts[z.partition]
         c = z.cond
-        log("ZONE", "%d %s" % (z.n, Z.COND_NAMES[c]))
+        if not log_quiet():
+            log("ZONE", "%d %s" % (z.n, Z.COND_NAMES[c]))
         if z.bypassed:
             return
         if p.walk:
@@ -312,7 +314,8 @@ class Panel:
             z.latched = True
         if zn not in p.latched:
             p.latched.append(zn)
-        log("ALARM", "p%d zone %d code %d%s" % (p.n, zn, code, "" if audible else " silent"))
+        if not log_quiet():
+            log("ALARM", "p%d zone %d code %d%s" % (p.n, zn, code, "" if audible else " silent"))
         if audible:
             self.set_state(p, "triggered")
             p.siren = True
