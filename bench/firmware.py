@@ -3,6 +3,9 @@
   - zone-trip-to-frame-on-the-wire latency: from the control command that changes a
     zone loop to the DC-09 frame (AES) arriving at a receiver on loopback; it includes
     the debounce (config debounce_ms, 30 ms here) and one poll period (10 ms);
+  - backlog drain: events queued while the network was down, delivered one ACK
+    at a time once it is back, for several ACK poll periods (reporter ack_poll_ms:
+    the panel polls its socket for the ACK so that waiting allocates nothing);
   - RAM in use after boot (gc.mem_alloc / mem_free at READY) per role;
   - the smallest heap the panel boots and reports in;
   - .mpy size of the app (what is flashed).
@@ -118,6 +121,31 @@ def latency(work, trips):
         dut.stop()
 
 
+def backlog_drain(work, events, ack_poll_ms):
+    """Seconds from the network's return to the last of `events` queued events ACKed."""
+    rcv = Receiver()
+    cfg = panel_cfg(rcv)
+    cfg["reporter"]["ack_poll_ms"] = ack_poll_ms
+    dut = SimDut(cfg, work / ("drain%d" % ack_poll_ms)).start()
+    try:
+        rcv.wait(lambda m: m.token == "ADM-CID", 0)            # boot report delivered
+        dut.net(False)
+        state = "tamper"
+        for i in range(events):
+            dut.trip(1, state)
+            dut.expect(r"EVENT seq=%d " % (i + 2), 5)
+            state = "normal" if state == "tamper" else "tamper"
+        n = len(rcv.arrivals)
+        t0 = time.monotonic()
+        dut.net(True)
+        last = events + 1
+        t1, _ = rcv.wait(lambda m: m.token == "ADM-CID" and m.seq == last, n, timeout=60)
+        assert len([1 for _, m in rcv.arrivals[n:] if m.token == "ADM-CID"]) == events
+        return t1 - t0
+    finally:
+        dut.stop()
+
+
 def boots_and_reports(work, heap, mqtt_port=None):
     rcv = Receiver()
     cfg = panel_cfg(rcv)
@@ -136,6 +164,7 @@ def boots_and_reports(work, heap, mqtt_port=None):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trips", type=int, default=50)
+    ap.add_argument("--backlog", type=int, default=100, help="events queued for the drain figure")
     args = ap.parse_args()
     build = build_mpy()
     with tempfile.TemporaryDirectory() as d:
@@ -146,6 +175,13 @@ def main():
               % len(lat))
         print("  median %.1f ms   p95 %.1f ms   max %.1f ms   min %.1f ms" % (
             statistics.median(lat), lat[int(len(lat) * 0.95) - 1], lat[-1], lat[0]))
+
+        print("backlog of %d events queued with the network down, drained after it returns"
+              " (one frame per ACK):" % args.backlog)
+        for poll in (1, 2, 5, 10):
+            secs = backlog_drain(work, args.backlog, poll)
+            print("  ack_poll_ms %2d%s  %5.2f s   %5.0f events/s" % (
+                poll, " (default)" if poll == 2 else "          ", secs, args.backlog / secs))
 
         rcv = Receiver()
         from tests.support.mosquitto import running_mosquitto

@@ -240,7 +240,7 @@ async def demo(args, data_dir):
 
 def firmware_compound(args, asc_config, accounts, receiver, data_dir):
     """One firmware process per account, configured as a flat's panel, its flash
-    (queue, panel.json) and console log under data_dir/panels/<account>."""
+    (queue, panel.state) and console log under data_dir/panels/<account>."""
     import random
 
     from hil.compound import FirmwareCompound, resident_panel_config

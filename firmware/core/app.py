@@ -37,7 +37,7 @@ class App:
             self.dev = Intercom(cfg, self.hal, self.clock, self.emit)
         else:
             from panel.panel import Panel
-            self.dev = Panel(cfg, self.hal, self.clock, self.emit, self.hal.state_path("panel.json"))
+            self.dev = Panel(cfg, self.hal, self.clock, self.emit, self.hal.state_path("panel.state"))
         self.zones = self.dev.zones
         self.reporter = None
         if cfg.get("reporter"):

@@ -15,7 +15,8 @@
 #   "receivers": [{"host": "10.0.0.5", "port": 12000}, {"host": ..., "port": ...}],
 #   "transport": "tcp" | "udp", "key_hex": "..." | "key_text": "...",
 #   "receiver": "R number hex" | null, "prefix": "0", "account": (default: config account),
-#   "ack_timeout": 5, "failover": 3, "failback": 300, "supervision": 60, "retry_max": 30 }
+#   "ack_timeout": 5, "ack_poll_ms": 2, "failover": 3, "failback": 300, "supervision": 60,
+#   "retry_max": 30 }
 # After `failback` seconds on the backup the next message tries the primary again.
 import asyncio
 import os
@@ -60,6 +61,7 @@ class Reporter:
         self.prefix = rc.get("prefix", "0")
         self.account = rc.get("account", cfg.get("account", "1234")).upper()
         self.ack_timeout = int(rc.get("ack_timeout", 5) * 1000)
+        self.ack_poll = int(rc.get("ack_poll_ms", 2))
         self.failover = rc.get("failover", 3)
         self.supervision = int(rc.get("supervision", 60) * 1000)
         self.retry_max = int(rc.get("retry_max", 30) * 1000)
@@ -68,17 +70,22 @@ class Reporter:
         self.idx = 0
         self.fails = 0
         self.null_seq = 0
-        self.wake = asyncio.Event()
-        self.reader = None
-        self.writer = None
+        self.nulls = 0                   # NULL link tests acknowledged
+        self.task = None                 # the reporter's own task (run())
+        self.idle = None                 # that task, while it sleeps with nothing to send
+        # the link: a non-blocking socket (TCP: opened through asyncio, whose stream
+        # is kept only to close it), read into rx_buf and framed into rx_frame
         self.sock = None
+        self.stream = None
         self.gen = -1
-        self.frames = None
+        # answers (ACK, NAK, DUH) are under 200 bytes: a longer line is noise, dropped
+        self.rx_buf = bytearray(128)
+        self.rx_frame = bytearray(512)
+        self.rx_len = -1                 # bytes of rx_frame so far; -1: waiting for an LF
         self.last_tx = ticks_ms()
         self.heartbeat = ticks_ms()
         self.sent = 0
         self.link_ok = False
-        self.rx = bytearray()
         # events and NULLs: frames built and ACKs matched in buffers allocated here,
         # once (Link, below), when the link is encrypted and the account fits
         self.fb = self.fn = None
@@ -94,25 +101,33 @@ class Reporter:
                 self.fb = self.fn = None
 
     def notify(self):
-        self.wake.set()
+        """An event is queued: wake the reporter now if it is idling. This is what
+        asyncio.Event.set() does (the task back on the run queue), without what
+        waiting on an Event costs per event: Event.wait() is a generator and a
+        timeout needs wait_for_ms's task, both heap objects. `idle` is set only
+        while the task sleeps in _run's idle wait, so it is on the run queue then."""
+        t = self.idle
+        if t is not None:
+            self.idle = None
+            tq = asyncio.core._task_queue
+            tq.remove(t)
+            tq.push(t)
 
     # -- link -----------------------------------------------------------------
     def _close(self):
-        if self.writer is not None:
-            try:
-                self.writer.close()
-            except Exception:
-                pass
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except Exception:
-                pass
-        self.reader = self.writer = self.sock = None
+        for s in (self.stream, self.sock):
+            if s is not None:
+                try:
+                    s.close()
+                except Exception:
+                    pass
+        self.stream = self.sock = None
 
-    async def _link(self):
+    def _stale(self):
+        """True when the link must be opened: none yet, the network came back under
+        it (the HAL's net_gen), or the time to try the primary again has come."""
         if self.idx and ticks_diff(ticks_ms(), self.switched) >= self.failback:
-            self._close()                 # time to try the primary again
+            self._close()
             self.idx = 0
             self.fails = 0
             log("DC09", "back to receiver 0")
@@ -120,10 +135,11 @@ class Reporter:
         if gen != self.gen:
             self._close()
             self.gen = gen
-        if self.reader is not None or self.sock is not None:
-            return
+        return self.sock is None
+
+    async def _connect(self):
         r = self.receivers[self.idx]
-        self.rx = bytearray()
+        self.rx_len = -1
         if self.udp:
             import socket
             s = self.hal.udp_socket()
@@ -131,82 +147,87 @@ class Reporter:
             self.addr = socket.getaddrinfo(r["host"], r["port"])[0][-1]
             self.sock = s
         else:
-            self.reader, self.writer = await asyncio.wait_for_ms(
+            reader, self.stream = await asyncio.wait_for_ms(
                 self.hal.open_connection(r["host"], r["port"]), self.ack_timeout)
+            # the socket under the stream (non-blocking, as asyncio set it): written
+            # and read directly, because StreamWriter.write() concatenates bytes
+            # and StreamReader.read() returns new ones, per call
+            self.sock = reader.s
             log("DC09", "connected %s:%d" % (r["host"], r["port"]))
 
-    def _frames(self, data):
-        """Whole frames (LF ... CR, text CRC) out of the byte stream: several may come
-        in one segment, one may be split across segments; bytes before an LF and
-        frames over 1 KB are dropped (as dc09.FrameReader, without binary CRCs)."""
-        buf = self.rx
-        buf.extend(data)
-        out = []
-        while True:
-            lf = buf.find(b"\n")
-            if lf < 0:
-                buf[:] = b""
-                break
-            if lf:
-                buf[:lf] = b""
-            cr = buf.find(b"\r")
-            if cr < 0:
-                if len(buf) > 1024:
-                    buf[:1] = b""
-                    continue
-                break
-            out.append(bytes(buf[:cr + 1]))
-            buf[:cr + 1] = b""
-        return out
-
-    async def _exchange(self, msg, frame=None, seq=0):
-        """Send msg (or a frame built in place for sequence seq); True once its ACK
-        arrives."""
-        await self._link()
-        if frame is None:
-            frame = _dc09().encode(msg, self.key)
+    def _send(self, frame):
         if self.udp:
             self.sock.sendto(frame, self.addr)
         else:
-            self.writer.write(frame)
-            await self.writer.drain()
+            # one frame of a few hundred bytes, with nothing else in flight: a
+            # socket that cannot take it whole is a link that is not draining
+            n = self.sock.write(frame)
+            if n != len(frame):
+                raise OSError("short write")
         self.last_tx = ticks_ms()
-        deadline = ticks_add(ticks_ms(), self.ack_timeout)
+
+    def _receive(self, seq, msg):
+        """Read what the link holds now (never waits), frame it (LF ... CR: bytes
+        before an LF and lines longer than rx_frame are dropped),
+        and judge each frame. True once the ACK of the message has come; OSError
+        for a NAK, a DUH or a closed link; False while nothing conclusive came."""
+        buf = self.rx_buf
+        fr = self.rx_frame
+        k = self.rx_len
         while True:
-            left = ticks_diff(deadline, ticks_ms())
-            if left <= 0:
-                raise OSError("ack timeout")
-            if self.udp:
-                try:
-                    data = self.sock.recv(1024)
-                except OSError:
-                    await asyncio.sleep_ms(10)
+            n = self.sock.readinto(buf)
+            if n is None:                           # nothing more for now
+                self.rx_len = k
+                return False
+            if n == 0 and not self.udp:
+                raise OSError("connection closed")
+            i = 0
+            while i < n:
+                c = buf[i]
+                i += 1
+                if c == 0x0A:
+                    k = 0
+                elif k < 0:
                     continue
-            else:
-                data = await asyncio.wait_for_ms(self.reader.read(512), left)
-                if not data:
-                    raise OSError("connection closed")
-            for f in self._frames(data):
-                if msg is None:
-                    if self.fb.is_ack(f, len(f), seq):
-                        return True
-                    t = self.fb.refused(f, len(f))
-                    if t is not None:             # a NAK or DUH, read without the codec
-                        if t:
-                            self._correct(t - self.epoch - self.clock.time())
-                        raise OSError("NAK" if f[10] == 0x4E else "DUH")
-                dc09 = _dc09()
-                try:
-                    resp = dc09.decode(f, self.key)
-                except dc09.DC09Error as e:
-                    log("DC09", "bad response %s" % e.reason)
+                elif k >= len(fr):
+                    k = -1
                     continue
-                if msg is not None and dc09.is_ack_for(resp, msg):
-                    return True
-                if resp.token == "NAK" and resp.timestamp:
-                    self._clock_from(resp.timestamp, msg.timestamp if msg is not None else self._timestamp())
-                if resp.token in ("NAK", "DUH"):
-                    raise OSError(resp.token)
+                fr[k] = c
+                k += 1
+                if c == 0x0D:
+                    self.rx_len = -1
+                    if self._judge(fr, k, seq, msg):
+                        return True                 # anything after the ACK is stale
+                    k = -1
+
+    def _judge(self, f, n, seq, msg):
+        """The answer in f[:n]: True for the ACK of the message; raises for a NAK or
+        DUH (taking the receiver's time from a NAK when ours is off); else False."""
+        if msg is None:                             # a frame Link built: Link reads it
+            if self.fb.is_ack(f, n, seq):
+                return True
+            t = self.fb.refused(f, n)
+            if t is not None:
+                if t:
+                    self._correct(t - self.epoch - self.clock.time())
+                raise OSError("NAK" if f[10] == 0x4E else "DUH")
+            i = 11 if f[10] == 0x2A else 10
+            if f[i:i + 4] == b'ACK"' and self.fb._crc(f, n):
+                return False                        # a stale ACK (an earlier sequence):
+                                                    # not worth loading the codec for
+        dc09 = _dc09()
+        try:
+            resp = dc09.decode(bytes(f[:n]), self.key)
+        except dc09.DC09Error as e:
+            log("DC09", "bad response %s" % e.reason)
+            return False
+        if msg is not None and dc09.is_ack_for(resp, msg):
+            return True
+        if resp.token == "NAK" and resp.timestamp:
+            self._clock_from(resp.timestamp, msg.timestamp if msg is not None else self._timestamp())
+        if resp.token in ("NAK", "DUH"):
+            raise OSError(resp.token)
+        return False
 
     def _clock_from(self, theirs, ours):
         """A NAK carries the receiver's time: when ours is off by more than 10 s (so
@@ -253,11 +274,11 @@ class Reporter:
         if not log_quiet():
             log("DELIVERED", "seq=%d code=%03d rcv=%d" % (seq, code, self.idx))
 
-    def _failed(self, what, e):
+    def _failed(self, seq, e):
         self._close()
         self.fails += 1
         self.link_ok = False
-        log("DC09", "%s failed (%d) %r" % (what, self.fails, e))
+        log("DC09", "%s failed (%d) %r" % ("NULL" if seq < 0 else "seq %d" % seq, self.fails, e))
         if self.fails >= self.failover and len(self.receivers) > 1:
             self.idx = (self.idx + 1) % len(self.receivers)
             self.fails = 0
@@ -272,6 +293,7 @@ class Reporter:
         if not self.receivers:
             log("DC09", "no receivers configured")
             return
+        self.task = asyncio.current_task()
         while True:
             try:
                 await self._run()
@@ -281,6 +303,9 @@ class Reporter:
                 await asyncio.sleep_ms(500)
 
     async def _run(self):
+        # One coroutine, and in steady state it awaits only asyncio.sleep_ms (whose
+        # awaitable is a singleton): calling another coroutine would allocate it, so
+        # the socket is polled (ack_poll ms) by the synchronous helpers above.
         q = self.queue
         backoff = 250
         while True:
@@ -291,48 +316,58 @@ class Reporter:
                 await asyncio.sleep_ms(100)
                 continue
             slot = q.next()
-            if slot < 0:
-                wait = self.supervision - ticks_diff(ticks_ms(), self.last_tx)
-                if wait > 0:
-                    try:
-                        await asyncio.wait_for_ms(self.wake.wait(), min(wait, 1000))
-                    except asyncio.TimeoutError:
-                        pass
-                    self.wake.clear()
+            msg = None
+            if slot >= 0:                         # an event: alarms come first
+                if not q.read(slot):
+                    q.ack(slot)
                     continue
-                self.null_seq = self.null_seq % 9999 + 1
+                seq = q.fields[0]
+                code = q.fields[4]
+                frame = self.frame(q.fields)
+                if frame is None:
+                    msg = self.build(q.fields)
+                dseq = (seq - 1) % 9999 + 1
+            else:
+                wait = self.supervision - ticks_diff(ticks_ms(), self.last_tx)
+                if wait > 0:                      # nothing to send: sleep until notify()
+                    self.idle = self.task
+                    try:
+                        await asyncio.sleep_ms(wait if wait < 1000 else 1000)
+                    finally:
+                        self.idle = None
+                    continue
+                seq = -1                          # a NULL link test
+                self.null_seq = dseq = self.null_seq % 9999 + 1
+                frame = None
                 if self.fn is not None:
-                    self.fn.build(self.null_seq, 0, 0, 0, 0, 0, self.clock.time())
-                    msg = None
+                    self.fn.build(dseq, 0, 0, 0, 0, 0, self.clock.time())
+                    frame = self.fn.view
                 else:
-                    msg = _dc09().Message("NULL", self.null_seq, self.account, self.rcv,
+                    msg = _dc09().Message("NULL", dseq, self.account, self.rcv,
                                           self.prefix, "", None, self._timestamp())
-                try:
-                    await self._exchange(msg, self.fn and self.fn.view, self.null_seq)
-                    log("DC09", "NULL ack")
-                    self.fails = 0
-                    self.link_ok = True
-                except Exception as e:
-                    self._failed("NULL", e)
-                    await asyncio.sleep_ms(backoff)
-                    backoff = min(backoff * 2, self.retry_max)
-                continue
-            if not q.read(slot):
-                q.ack(slot)
-                continue
-            seq = q.fields[0]
-            code = q.fields[4]
-            frame = self.frame(q.fields)
-            msg = self.build(q.fields) if frame is None else None
             try:
-                await self._exchange(msg, frame, (seq - 1) % 9999 + 1)
+                if self._stale():
+                    await self._connect()
+                self._send(frame if msg is None else _dc09().encode(msg, self.key))
+                deadline = ticks_add(self.last_tx, self.ack_timeout)
+                while not self._receive(dseq, msg):
+                    if ticks_diff(deadline, ticks_ms()) <= 0:
+                        raise OSError("ack timeout")
+                    await asyncio.sleep_ms(self.ack_poll)
             except Exception as e:
-                self._failed("seq %d" % seq, e)
+                self._failed(seq, e)
                 await asyncio.sleep_ms(backoff)
                 backoff = min(backoff * 2, self.retry_max)
                 continue
-            self.delivered(slot, seq, code)
             backoff = 250
+            if seq >= 0:
+                self.delivered(slot, seq, code)
+            else:
+                self.nulls += 1
+                self.fails = 0
+                self.link_ok = True
+                if not log_quiet():
+                    log("DC09", "NULL ack")
 
 
 # ---------------------------------------------------------------- DC-09 without allocation
@@ -536,7 +571,7 @@ class Link:
             return 0
         if f[10:14] != b'NAK"':
             return None
-        i = f.find(b"]_")
+        i = f.find(b"]_", 0, n)
         if i < 0:
             return 0
         t = f[i + 2:n - 1]                         # hh:mm:ss,MM-DD-YYYY
@@ -577,6 +612,8 @@ class Link:
         while i < n and f[i] != 0x23:              # "#" account
             i += 1
         a = self.acct
+        if i + len(a) + 2 >= n:                    # "#ACCT[" and more before the CR
+            return False
         for j in range(len(a)):
             i += 1
             c = f[i]

@@ -13,7 +13,7 @@ def on_key(self, kp, k, now):
     if k == "P":
         kp.len = 0
         p = self.parts[kp.partition]
-        if 0 not in p.latched:
+        if not p.holds(0):
             self.trigger(p, None, 120, True, now)
         return
     if k in FN_KEYS:
@@ -84,7 +84,7 @@ def ready(self, p, mode):
 def arm(self, p, u, mode, now):
     if p.state != "disarmed":
         return
-    if p.latched:
+    if p.nlatched:
         log("ARM", "p%d refused: alarm not reset" % p.n)
         return
     z = self.ready(p, mode)
@@ -126,15 +126,16 @@ def disarm(self, p, u, now):
         p.closed_reported = False
         log("DISARM", "p%d user %d" % (p.n, u.n))
     # reset by hand: restores for latched alarms
-    if p.latched:
-        for zn in p.latched:
+    if p.nlatched:
+        for i in range(p.nlatched):
+            zn = p.latched[i]
             z = self.zone_by_n.get(zn)
             code = 120
             if z is not None:
                 z.latched = False
                 code = ALARM_CODE.get(z.type, 122 if z.silent else 120)
             self.emit(3, code, p.n, zn)
-        p.latched = []
+        p.nlatched = 0
         log("RESET", "p%d alarms reset" % p.n)
         self.changed = True
         self.save()

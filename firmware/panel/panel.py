@@ -17,10 +17,15 @@
 # and 461 (wrong code entry) is reported.
 from core.compat import ticks_add, ticks_diff
 from core.log import log, quiet as log_quiet
+from struct import pack_into, unpack_from
+from protocols.crc import crc16_arc
 from core.users import Users
 from panel import zones as Z
 
 from panel.state import ARMED, ALARM_CODE, MAXKEYS, dl as _dl, due as _due
+
+# partition states and arm modes as saved (an index each)
+_STATES = ("disarmed", "arming", "armed_away", "armed_home", "armed_night", "pending", "triggered")
 from panel import keypad as _keypad
 from panel import troubles as _troubles
 
@@ -38,9 +43,18 @@ class Partition:
         self.closed_reported = False
         self.chime = False
         self.walk = False
-        self.latched = []        # zone numbers (0 = keypad) holding an alarm until reset
+        # zone numbers (0 = keypad) holding an alarm until reset, in the order they
+        # latched: latched[:nlatched] of a list sized once (Panel: its zones + 1)
+        self.latched = [0]
+        self.nlatched = 0
         self.entry_zone = 0
         self.zones = []
+
+    def holds(self, zn):
+        for i in range(self.nlatched):
+            if self.latched[i] == zn:
+                return True
+        return False
 
 
 class Keypad:
@@ -73,6 +87,8 @@ class Panel:
         for z in self.zones:
             self.zone_by_n[z.n] = z
             self.parts[z.partition].zones.append(z)
+        for p in self.plist:
+            p.latched = [0] * (len(p.zones) + 1)
         self.keypads = [Keypad(i + 1, k.get("partition", 1)) for i, k in enumerate(cfg.get("keypads", [{"partition": 1}]))]
         self.entry_delay = cfg.get("entry_delay", 30)
         self.exit_delay = cfg.get("exit_delay", 45)
@@ -116,39 +132,81 @@ class Panel:
             self.save()
 
     # -- state kept across power loss ----------------------------------------------
+    # Partition states and latched alarms, so a panel that loses power comes back
+    # armed, with its alarms still held. Two slots in one small file, written in
+    # turn: "PS", a save count (4 bytes), per partition its state, arm mode, closing
+    # reported, user (2), number latched and the latched zones (2 each, as many as
+    # the partition can hold), then CRC-16/ARC. A write cut by power loss spoils
+    # only the slot it was writing; restore takes the valid slot with the higher
+    # count. The record is built in a buffer made once, into a file kept open, so a
+    # state change allocates nothing (JSON, a temporary file and a rename cost about
+    # 1 KB each, which is why this is not JSON).
     def save(self):
-        """Partition states and latched alarms, written atomically (tmp + rename) so
-        a panel that loses power comes back armed, with its alarms still held."""
-        if not self.store:
+        f = self.sf
+        if f is None:
             return
-        import json
-        import os
-        d = {}
+        r = self.rec
+        self.saves += 1
+        pack_into(">HI", r, 0, 0x5053, self.saves)
+        i = 6
         for p in self.plist:
-            d[str(p.n)] = [p.state, p.arm_mode, p.user, p.latched, p.closed_reported]
-        tmp = self.store + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(json.dumps(d))
-        os.rename(tmp, self.store)
+            pack_into(">BBBHB", r, i, _STATES.index(p.state), _STATES.index(p.arm_mode),
+                      p.closed_reported, p.user, p.nlatched)
+            i += 6
+            for zn in p.latched:
+                pack_into(">H", r, i, zn)
+                i += 2
+        pack_into("<H", r, i, crc16_arc(self.rec_body))
+        f.seek((self.saves & 1) * len(r))
+        f.write(r)
+        f.flush()
 
     def restore(self, now):
+        """Open the state file (made on first boot) and take the partitions' states
+        from its newer valid slot."""
+        self.sf = None
+        self.saves = 0
         if not self.store:
             return
-        import json
-        try:
-            with open(self.store) as f:
-                d = json.loads(f.read())
-        except (OSError, ValueError):
-            return
+        n = 8
         for p in self.plist:
-            v = d.get(str(p.n))
-            if not v:
-                continue
-            st, p.arm_mode, p.user, p.latched, p.closed_reported = v
-            for zn in p.latched:
+            n += 6 + 2 * len(p.latched)
+        self.rec = bytearray(n)
+        self.rec_body = memoryview(self.rec)[:n - 2]
+        try:
+            f = open(self.store, "r+b")
+        except OSError:
+            f = open(self.store, "wb")
+            f.write(bytes(2 * n))
+            f.close()
+            f = open(self.store, "r+b")
+        self.sf = f
+        data = f.read(2 * n)
+        rec = None
+        for k in (0, 1):
+            slot = data[k * n:(k + 1) * n]
+            if len(slot) == n and slot[:2] == b"PS" and crc16_arc(slot[:-2]) == unpack_from("<H", slot, n - 2)[0]:
+                c = unpack_from(">I", slot, 2)[0]
+                if rec is None or c > self.saves:
+                    self.saves = c
+                    rec = slot
+        if rec is None:
+            return                               # first boot, or nothing valid: disarmed
+        i = 6
+        for p in self.plist:
+            st, mode, closed, p.user, nl = unpack_from(">BBBHB", rec, i)
+            i += 6
+            for j in range(len(p.latched)):
+                p.latched[j] = unpack_from(">H", rec, i)[0]
+                i += 2
+            p.nlatched = min(nl, len(p.latched))
+            p.arm_mode = _STATES[mode]
+            p.closed_reported = closed == 1
+            for zn in p.latched[:p.nlatched]:
                 z = self.zone_by_n.get(zn)
                 if z is not None:
                     z.latched = True
+            st = _STATES[st]
             if st == "arming":
                 st = p.arm_mode                 # the exit delay had begun: armed
             elif st == "pending":                 # entry delay restarts
@@ -312,8 +370,9 @@ class Panel:
             self.emit(1, code, p.n, zn)
         if z is not None:
             z.latched = True
-        if zn not in p.latched:
-            p.latched.append(zn)
+        if not p.holds(zn) and p.nlatched < len(p.latched):
+            p.latched[p.nlatched] = zn
+            p.nlatched += 1
         if not log_quiet():
             log("ALARM", "p%d zone %d code %d%s" % (p.n, zn, code, "" if audible else " silent"))
         if audible:

@@ -1,4 +1,6 @@
 """End to end on the sim target: the firmware reports over DC-09 (AES) to pysiaalarm."""
+import re
+
 import pytest
 
 from tests.firmware.conftest import panel_config, reporter_config
@@ -144,3 +146,121 @@ def test_full_queue_drops_telemetry_first_and_reports_the_drop(make_dut, receive
     order = [e["code"] for e in receiver.events if e["code"] in (130, 602, 624)]
     assert order[:6] == [130] * 6                   # alarms first, all of them
     assert order.count(602) < 12                    # some telemetry was dropped
+
+
+class _ScriptedReceiver:
+    """A DC-09 receiver (CPython, the shared codec) that answers each ADM-CID frame
+    the way the next entry of `script` says, to exercise the panel's reading of the
+    byte stream: answers split into single bytes, several frames in one segment,
+    noise, an over-long line, NAK, DUH and silence. NULLs get a plain ACK."""
+
+    def __init__(self, key, script):
+        import socket
+        import threading
+        self.key = key
+        self.script = list(script)
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.frames = []            # (answer given, message) in arrival order
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import socket
+        while not self.stopped:
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(0.2)
+            with conn:
+                self._session(conn)
+
+    def _session(self, conn):
+        import socket
+        import time
+        from protocols import dc09
+        reader = dc09.FrameReader()
+        while not self.stopped:
+            try:
+                data = conn.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            for f in reader.feed(data):
+                m = dc09.decode(f, self.key)
+                ack = dc09.encode(dc09.make_ack(m), self.key)
+                how = "ack" if m.token != "ADM-CID" or not self.script else self.script.pop(0)
+                self.frames.append((how, m))
+                if how == "ack":
+                    conn.sendall(ack)
+                elif how == "bytewise":
+                    for b in ack:
+                        conn.sendall(bytes([b]))
+                        time.sleep(0.002)
+                elif how == "noise, stale ACK, ACK":
+                    stale = dc09.make_ack(m)
+                    stale.seq = m.seq % 9999 + 1
+                    conn.sendall(b"\r\r junk \x00\xff" + dc09.encode(stale, self.key) + ack)
+                elif how == "long line, ACK":
+                    conn.sendall(b"\n" + b"A" * 2000 + ack)
+                elif how == "ACK split in two":
+                    conn.sendall(ack[:7])
+                    time.sleep(0.05)
+                    conn.sendall(ack[7:])
+                elif how == "NAK":
+                    conn.sendall(dc09.encode(dc09.make_nak()))
+                elif how == "DUH":
+                    conn.sendall(dc09.encode(dc09.make_duh(m)))
+                elif how == "silence":
+                    pass
+
+    def stop(self):
+        self.stopped = True
+        self.srv.close()
+        self.thread.join(5)
+
+
+def test_reporter_reads_answers_however_they_arrive(make_dut):
+    """The panel reads the link a byte stream at a time into one frame buffer: an
+    ACK split into single bytes or in two, after noise and a stale ACK in the same
+    segment, or after a 2 KB line, completes the event once; a NAK, a DUH or
+    silence (ACK timeout) is a failure and the same event is sent again."""
+    from protocols import dc09
+    from tests.firmware.conftest import KEY_TEXT
+    script = ["bytewise", "noise, stale ACK, ACK", "long line, ACK", "ACK split in two",
+              "NAK", "ack", "DUH", "ack", "silence", "ack"]
+    r = _ScriptedReceiver(dc09.key_from_text(KEY_TEXT), script)
+    try:
+        dut = make_dut(panel_config(reporter=reporter_config(r)))
+        dut.expect(r"DELIVERED seq=1 code=305", 10)
+        for _ in range(3):                        # zone 2 (double EOL): tamper, restore
+            dut.trip(2, "tamper")
+            dut.expect(r"EVENT seq=\d+ q=1 code=144", 5)
+            dut.restore(2)
+            dut.expect(r"EVENT seq=\d+ q=3 code=144", 5)
+        dut.expect(r"DELIVERED seq=7 code=144", 15)
+        assert not r.script
+        log = "\n".join(dut.lines())
+        assert "failed (1) OSError('NAK'" in log
+        assert "failed (1) OSError('DUH'" in log
+        assert "failed (1) OSError('ack timeout'" in log
+        events = [(how, m.seq) for how, m in r.frames if m.token == "ADM-CID"]
+        # four events, each ACKed once however its ACK arrived
+        assert [s for _, s in events[:4]] == [1, 2, 3, 4]
+        # then each refusal and the silence: the same sequence again, then its ACK
+        assert [(h, s) for h, s in events[4:10]] == [("NAK", 5), ("ack", 5), ("DUH", 6), ("ack", 6),
+                                                    ("silence", 7), ("ack", 7)]
+        for n in range(1, 8):
+            assert len(re.findall(r"DELIVERED seq=%d code=" % n, log)) == 1
+    finally:
+        r.stop()

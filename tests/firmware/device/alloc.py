@@ -1,7 +1,9 @@
 # Device-side: (1) the idle poll loop -- zones, keypads, timers, troubles -- runs
 # with the heap locked (micropython.heap_lock: any allocation raises), so it
-# allocates nothing; (2) bytes allocated per event (garbage, reclaimed by the next
-# collection) for an alarm through the state machine and the persistent queue.
+# allocates nothing; (2) bytes allocated (gc disabled) by an armed alarm: zone ->
+# state machine -> triggered, saved to the state file -> persistent queue; and by
+# the keypad codes that arm and disarm (PIN hashing: a user's action, not an event).
+# argv: queue-file state-file
 import gc
 import sys
 import micropython
@@ -15,6 +17,7 @@ from panel.zones import NORMAL, ALARM
 
 log.quiet(True)
 PATH = sys.argv[1]
+STATE = sys.argv[2]
 cfg = {"salt": "s", "exit_delay": 0, "test_interval": 3600,
        "zones": [{"n": 2, "type": "instant", "wiring": "deol"}],
        "users": [{"n": 1, "pin": pin_hash("s", "1234")}]}
@@ -32,7 +35,7 @@ def emit(qual, code, part, zone):
     n[0] += 1
 
 
-panel = Panel(cfg, hal, clock, emit)
+panel = Panel(cfg, hal, clock, emit, STATE)
 hal.attach(panel)
 
 
@@ -54,14 +57,28 @@ except MemoryError:
     print("IDLE_ALLOC_FREE 0")
 micropython.heap_unlock()
 z = panel.zones[0]
+ALARM_MV = z.mv_for(ALARM)             # computed before measuring: floats are heap objects
+NORMAL_MV = z.mv_for(NORMAL)
+kq = hal.keys[1]
+hal.raw[2] = NORMAL_MV                 # the input's key exists before (a dict insert allocates)
+run(100)
+saves = panel.saves
+before = n0 = alarm = 0                # module globals made before measuring (a new one grows the dict)
 gc.collect()
 gc.disable()
 before = gc.mem_alloc()
 n0 = n[0]
-hal.raw[2] = z.mv_for(ALARM)
+hal.raw[2] = ALARM_MV
 run(60)
-hal.raw[2] = z.mv_for(NORMAL)
+hal.raw[2] = NORMAL_MV
 run(60)
-print("EVENT_ALLOC %d %d" % (n[0] - n0, gc.mem_alloc() - before))
+alarm = gc.mem_alloc() - before
+assert panel.parts[1].state == "triggered" and panel.saves > saves
+print("EVENT_ALLOC %d %d" % (n[0] - n0, alarm))
+before = gc.mem_alloc()
+kq.extend("1234#")                     # disarm and reset: PIN check, restores, save
+run(100)
+assert panel.parts[1].state == "disarmed"
+print("CODE_ALLOC disarm %d" % (gc.mem_alloc() - before))
 gc.enable()
 q.close()
