@@ -47,6 +47,13 @@ def rss_kb(pid="self"):
     return 0
 
 
+def cpu_seconds(pid="self"):
+    """User + system CPU seconds a process has used (/proc/<pid>/stat)."""
+    with open("/proc/%s/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
@@ -128,6 +135,7 @@ async def run(args):
 
             # Measurement window: positions stored per second while the fleet reports.
             events_before = center.metrics.total("jifang_events_in_total")
+            cpu_before = [cpu_seconds()] + [cpu_seconds(s.pid) for s in sims]
             window_start = time.monotonic()
             peak_held = held()
             terminals = []
@@ -152,6 +160,8 @@ async def run(args):
                 await asyncio.sleep(0.5)
             window = time.monotonic() - window_start
             stored = center.metrics.total("jifang_events_in_total") - events_before
+            cpu_used = [(b - a) / window for a, b in zip(
+                cpu_before, [cpu_seconds()] + [cpu_seconds(s.pid) for s in sims])]
             # Give the forwarder time to deliver the last alarms.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(panics_at_110(tmp / "110.db", press_ms)) < len(press_ms):
@@ -188,6 +198,8 @@ async def run(args):
         print("center memory per connection:   %.1f KiB (RSS %d -> %d KiB)" % (
             (rss_loaded - rss_idle) / max(1, args.terminals), rss_idle, rss_loaded))
         print("simulator processes:            %s" % "; ".join(sim_stats))
+        print("CPU during the window:          center %.0f %% of a core, simulators %s" % (
+            100 * cpu_used[0], ", ".join("%.0f %%" % (100 * c) for c in cpu_used[1:])))
     finally:
         for p in sims + [police]:
             if p.poll() is None:
