@@ -56,6 +56,15 @@ def test_idle_poll_loop_and_an_armed_alarm_allocate_nothing(tmp_path):
     print("a disarm code (PIN hash, restore events, save) allocates %s B" % m.group(1))
 
 
+@pytest.mark.micropython
+def test_intercom_door_alarms_allocate_nothing(tmp_path):
+    r = run_device("dooralloc.py", tmp_path / "door.q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.search(r"DOOR_EVENTS (\d+) allocated (-?\d+)", r.stdout)
+    assert m and int(m.group(1)) == 100, r.stdout      # 50 x (423, restore 423)
+    assert int(m.group(2)) == 0, r.stdout
+
+
 class _AckingReceiver:
     """A DC-09 receiver on a thread (CPython, the shared codec): decodes every frame
     the device sends with the key and answers each with an encrypted ACK."""
