@@ -16,11 +16,75 @@ import hal as _hal
 RESET_ZONE = {"power_on": 1, "wdt": 2, "soft": 3, "hard": 4, "brownout": 5, "deepsleep": 6}
 
 
+class JsonOut:
+    """A JSON object written into a buffer made once: the status (retained over
+    MQTT) is written after every state change without allocating. Keys and values
+    are copied character by character (single-character strings are interned, so
+    iterating a str allocates nothing) and numbers digit by digit. Values are
+    True/False/None, ints and plain identifiers (nothing here needs escaping)."""
+
+    def __init__(self, size=384):
+        self.buf = bytearray(size)
+        self.n = 0
+
+    def _c(self, c):
+        self.buf[self.n] = c
+        self.n += 1
+
+    def _s(self, s):
+        for ch in s:
+            self._c(ord(ch))
+
+    def _int(self, v):
+        if v < 0:
+            self._c(0x2D)
+            v = -v
+        d = 1
+        while d * 10 <= v:
+            d *= 10
+        while d:
+            self._c(0x30 + v // d % 10)
+            d //= 10
+
+    def begin(self, key=None):
+        """The outer object (no key: starts over) or a member object."""
+        if key is None:
+            self.n = 0
+        else:
+            self.key(key)
+        self._c(0x7B)
+
+    def end(self):
+        self._c(0x7D)
+
+    def key(self, k):
+        if self.buf[self.n - 1] != 0x7B:
+            self._c(0x2C)
+        self._c(0x22)
+        if isinstance(k, int):
+            self._int(k)
+        else:
+            self._s(k)
+        self._c(0x22)
+        self._c(0x3A)
+
+    def put(self, k, v):
+        self.key(k)
+        if v is True or v is False or v is None:
+            self._s("true" if v else "false" if v is False else "null")
+        elif isinstance(v, int):
+            self._int(v)
+        else:
+            self._c(0x22)
+            self._s(v)
+            self._c(0x22)
+
+
 class App:
-    def __init__(self, cfg):
+    def __init__(self, cfg, clock=None):
         self.cfg = cfg
         self.hal = _hal.load(cfg)
-        self.clock = Clock()
+        self.clock = clock or Clock()    # tests: a FakeClock
         self.clock.offset = (cfg.get("sim") or {}).get("clock_offset", 0)   # a wrong RTC, in sim
         self.hang = False
         self.reset = self.hal.reset_cause()
@@ -44,6 +108,7 @@ class App:
             from core.reporter import Reporter
             self.reporter = Reporter(cfg, self.hal, self.clock, self.queue)
         self.mqtt = None
+        self.json = JsonOut()
         mc = cfg.get("mqtt")
         if mc:
             from core.mqtt import MQTT
@@ -51,7 +116,7 @@ class App:
             self.status_topic = "%s/dev/%s/status" % (self.prefix, cfg.get("device_id", "dev"))
             self.mqtt = MQTT(self.hal, cfg.get("device_id", "dev"), mc["host"], mc.get("port", 1883),
                              mc.get("keepalive", 30), (self.status_topic, b'{"online": false}', True),
-                             self.on_mqtt)
+                             self.on_mqtt, (self.status_topic, self.json, self.status_json))
             if hasattr(self.dev, "subscriptions"):
                 for t in self.dev.subscriptions():
                     self.mqtt.subscribe(t)
@@ -71,15 +136,25 @@ class App:
         if hasattr(self.dev, "on_mqtt"):
             self.dev.on_mqtt(topic, payload)
 
-    def status(self):
-        st = self.dev.status()
-        st["role"] = self.role
-        st["online"] = True
-        st["reset"] = self.reset
-        st["pending"] = self.queue.pending
+    def status_json(self):
+        """The status as JSON into self.json.buf; returns its length."""
+        w = self.json
+        w.begin()
+        self.dev.status_json(w)
+        w.put("role", self.role)
+        w.put("online", True)
+        w.put("reset", self.reset)
+        w.put("pending", self.queue.pending)
         if self.reporter is not None:
-            st["link"] = self.reporter.link_ok
-        return st
+            w.put("link", self.reporter.link_ok)
+        w.end()
+        return w.n
+
+    def status(self):
+        """The status as a dict (the sim's control socket)."""
+        import json
+        n = self.status_json()
+        return json.loads(bytes(self.json.buf[:n]))
 
     async def poll_task(self):
         period = self.cfg.get("poll_ms", 10)
@@ -104,15 +179,14 @@ class App:
             await asyncio.sleep_ms(period)
 
     async def status_task(self):
-        import json
+        # At most one status message per period, however many changes it covers;
+        # the MQTT task writes the status as it is when it sends it.
+        period = self.cfg.get("status_ms", 250)
         while True:
-            await asyncio.sleep_ms(250)
-            if self.dev.changed and self.mqtt is not None:
-                try:
-                    self.mqtt.publish(self.status_topic, json.dumps(self.status()), True)
-                    self.dev.changed = False
-                except Exception as e:
-                    log("ERROR", "status %r" % (e,))
+            await asyncio.sleep_ms(period)
+            if self.dev.changed:
+                self.dev.changed = False
+                self.mqtt.status_changed()
 
     async def wdt_task(self):
         hal = self.hal

@@ -9,17 +9,23 @@
 # back-off (resubscribing and republishing the retained
 # status). Sockets come from the HAL so the sim can pull the network. Messages are
 # kept under 1 KiB.
+# The status (retained) is written as it is when it is sent, into a packet buffer
+# made once, straight to the non-blocking socket: after a state change nothing is
+# allocated. Other messages (call signalling: a person's action) are queued.
+# Everything is written to the socket directly, whole or not at all: a message of a
+# few hundred bytes that a socket with nothing in flight cannot take means a link
+# that is not draining, and it is reconnected.
 import asyncio
 import struct
 from micropython import const
 from core.log import log
-from core.compat import ticks_ms, ticks_diff
+from core.compat import ticks_ms, ticks_diff, wake
 
 _CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _SUBSCRIBE = const(0x82)
-_PINGREQ = const(0xC0)
+_PINGREQ = b"\xc0\x00"
 
 
 def _str(s):
@@ -40,7 +46,7 @@ def _packet(kind, body):
 
 
 class MQTT:
-    def __init__(self, hal, client_id, host, port, keepalive=30, will=None, on_message=None):
+    def __init__(self, hal, client_id, host, port, keepalive=30, will=None, on_message=None, status=None):
         self.hal = hal
         self.client_id = client_id
         self.host = host
@@ -51,10 +57,23 @@ class MQTT:
         self.subs = []
         self.retained = {}                # topic -> payload, republished on reconnect
         self.out = []                     # (topic, payload, retain) waiting for a link
-        self.wake = asyncio.Event()
         self.connected = False
         self.writer = None
+        self.sock = None
         self.gen = -1
+        self.task = None                  # run()'s task, and while it idles
+        self.idle = None
+        # (topic, JsonOut, fill): fill() writes the status into JsonOut.buf, returns its length
+        self.status = None
+        self.status_due = False
+        self.poll_ms = 50                 # how often the broker's packets are read
+        self.rx = bytearray(512)          # packets from the broker (call signals: ~100 B)
+        self.rn = 0
+        self.chunk = bytearray(64)
+        if status is not None:
+            topic, w, fill = status
+            self.status = (topic.encode(), w, fill)
+            self.pkt = bytearray(len(w.buf) + len(topic) + 5)
 
     def subscribe(self, topic):
         self.subs.append(topic)
@@ -68,7 +87,23 @@ class MQTT:
             self.retained[topic] = payload
         if len(self.out) < 16:
             self.out.append((topic, payload, retain))
-        self.wake.set()
+        self._wake()
+
+    def status_changed(self):
+        """Send the status (retained) as soon as the link allows."""
+        self.status_due = True
+        self._wake()
+
+    def _wake(self):
+        t = self.idle
+        if t is not None:
+            self.idle = None
+            wake(t)
+
+    def _write(self, buf, n=-1):
+        n = len(buf) if n < 0 else n
+        if self.sock.write(buf, 0, n) != n:
+            raise OSError("short write")
 
     async def _connect(self):
         r, w = await asyncio.wait_for_ms(self.hal.open_connection(self.host, self.port), 5000)
@@ -79,18 +114,17 @@ class MQTT:
             flags |= 0x04 | (0x20 if retain else 0)
             payload += _str(t) + _str(p)
         body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", self.keepalive) + payload
-        w.write(_packet(_CONNECT, body))
-        await w.drain()
+        self.reader = r
+        self.writer = w
+        self.sock = r.s                   # the stream's socket, non-blocking (see _write)
+        self._write(_packet(_CONNECT, body))
         kind, data = await asyncio.wait_for_ms(self._read(r), 5000)
         if kind & 0xF0 != _CONNACK or data[1] != 0:
             raise OSError("connack %r" % (data,))
-        self.reader = r
-        self.writer = w
         pid = 1
         for t in self.subs:
-            w.write(_packet(_SUBSCRIBE, struct.pack("!H", pid) + _str(t) + b"\x00"))
+            self._write(_packet(_SUBSCRIBE, struct.pack("!H", pid) + _str(t) + b"\x00"))
             pid += 1
-        await w.drain()
         self.connected = True
         self.gen = getattr(self.hal, "net_gen", 0)
         log("MQTT", "connected %s:%d" % (self.host, self.port))
@@ -110,77 +144,130 @@ class MQTT:
         return kind, data
 
     def _send_publish(self, topic, payload, retain):
-        self.writer.write(_packet(_PUBLISH | (1 if retain else 0), _str(topic) + payload))
+        self._write(_packet(_PUBLISH | (1 if retain else 0), _str(topic) + payload))
 
-    async def _flush(self):
+    def _send_status(self):
+        """PUBLISH (retained) of the status as it is now, built in self.pkt."""
+        topic, w, fill = self.status
+        n = fill()
+        t = len(topic)
+        body = 2 + t + n
+        p = self.pkt
+        p[0] = _PUBLISH | 1
+        i = 1
+        while True:                       # remaining length, 7 bits a byte
+            d = body & 0x7F
+            body >>= 7
+            p[i] = d | 0x80 if body else d
+            i += 1
+            if not body:
+                break
+        p[i] = t >> 8
+        p[i + 1] = t & 0xFF
+        i += 2
+        p[i:i + t] = topic
+        i += t
+        src = w.buf
+        for j in range(n):
+            p[i + j] = src[j]
+        self._write(p, i + n)
+        self.status_due = False
+
+    def _flush(self):
         while self.out:
             t, p, retain = self.out.pop(0)
             self._send_publish(t, p, retain)
-        await self.writer.drain()
+        if self.status_due:
+            self._send_status()
 
-    async def _reader_task(self):
-        try:
-            await self._reader_loop()
-        except Exception as e:               # EOF or reset: run() notices and reconnects
-            log("MQTT", "read ended %r" % (e,))
-
-    async def _reader_loop(self):
+    def _receive(self):
+        """Read what the broker sent (never waits) into self.rx and act on each whole
+        packet: any packet proves the link alive (PINGRESP, SUBACK); a PUBLISH goes
+        to on_message. Polled by run() rather than awaited in a reader task: awaiting
+        a stream allocates per read, and a keepalive answer every 15 s would then be
+        the one thing allocating on an idle device."""
+        rx = self.rx
         while True:
-            kind, data = await self._read(self.reader)
+            n = self.sock.readinto(self.chunk)
+            if n is None:
+                return
+            if n == 0:
+                raise OSError("connection closed")
             self.last_rx = ticks_ms()
-            if kind & 0xF0 == _PUBLISH:
-                tl = (data[0] << 8) | data[1]
-                topic = data[2:2 + tl].decode()
-                off = 2 + tl + (2 if kind & 0x06 else 0)
-                if self.on_message:
+            if self.rn + n > len(rx):
+                raise OSError("packet over %d bytes" % len(rx))
+            for i in range(n):
+                rx[self.rn + i] = self.chunk[i]
+            self.rn += n
+            while self.rn >= 2:
+                size = 0                          # remaining length, 7 bits a byte
+                shift = 0
+                i = 1
+                whole = False
+                while i < self.rn and i < 5:
+                    d = rx[i]
+                    i += 1
+                    size |= (d & 0x7F) << shift
+                    shift += 7
+                    if not d & 0x80:
+                        whole = True
+                        break
+                if not whole and i >= 5:
+                    raise OSError("bad remaining length")
+                if not whole or i + size > self.rn:
+                    break                         # the packet is not all here yet
+                if rx[0] & 0xF0 == _PUBLISH and self.on_message:
+                    tl = (rx[i] << 8) | rx[i + 1]
+                    off = i + 2 + tl + (2 if rx[0] & 0x06 else 0)
                     try:
-                        self.on_message(topic, data[off:])
+                        self.on_message(bytes(rx[i + 2:i + 2 + tl]).decode(), bytes(rx[off:i + size]))
                     except Exception as e:
                         log("MQTT", "handler error %r" % (e,))
+                end = i + size
+                for j in range(self.rn - end):  # the next packet to the front
+                    rx[j] = rx[end + j]
+                self.rn -= end
 
     async def run(self):
+        self.task = asyncio.current_task()
         backoff = 500
         while True:
             if not self.hal.net_ok():
                 await asyncio.sleep_ms(200)
                 continue
-            reader = None
             try:
                 await self._connect()
                 backoff = 500
                 for t, p in self.retained.items():
                     self._send_publish(t, p, True)
-                await self._flush()
-                reader = asyncio.create_task(self._reader_task())
+                self.status_due = self.status is not None
+                self._flush()
+                self.rn = 0
                 self.last_rx = last_ping = ticks_ms()
                 while True:
                     if getattr(self.hal, "net_gen", 0) != self.gen or not self.hal.net_ok():
                         raise OSError("network changed")
-                    if reader.done():
-                        raise OSError("connection lost")
+                    self._receive()
                     if ticks_diff(ticks_ms(), self.last_rx) > self.keepalive * 1500:
                         raise OSError("broker silent")   # no PINGRESP: a dead link
-                    try:
-                        await asyncio.wait_for_ms(self.wake.wait(), 200)
-                    except asyncio.TimeoutError:
-                        pass
-                    self.wake.clear()
-                    if self.out:
-                        await self._flush()
+                    if not self.out and not self.status_due:
+                        self.idle = self.task     # until publish() or the next read
+                        try:
+                            await asyncio.sleep_ms(self.poll_ms)
+                        finally:
+                            self.idle = None
+                    self._flush()
                     if ticks_diff(ticks_ms(), last_ping) >= self.keepalive * 500:
-                        self.writer.write(_packet(_PINGREQ, b""))   # every half keepalive
-                        await self.writer.drain()
+                        self._write(_PINGREQ)     # every half keepalive
                         last_ping = ticks_ms()
             except Exception as e:
                 log("MQTT", "down %r" % (e,))
             self.connected = False
-            if reader is not None:
-                reader.cancel()
             if self.writer is not None:
                 try:
                     self.writer.close()
                 except Exception:
                     pass
-                self.writer = None
+                self.writer = self.sock = None
             await asyncio.sleep_ms(backoff)
             backoff = min(backoff * 2, 10000)

@@ -21,7 +21,7 @@
 import asyncio
 import os
 from core.log import log, quiet as log_quiet
-from core.compat import ticks_ms, ticks_add, ticks_diff
+from core.compat import ticks_ms, ticks_add, ticks_diff, wake
 from protocols.crc import _ARC_TABLE
 
 
@@ -101,17 +101,12 @@ class Reporter:
                 self.fb = self.fn = None
 
     def notify(self):
-        """An event is queued: wake the reporter now if it is idling. This is what
-        asyncio.Event.set() does (the task back on the run queue), without what
-        waiting on an Event costs per event: Event.wait() is a generator and a
-        timeout needs wait_for_ms's task, both heap objects. `idle` is set only
-        while the task sleeps in _run's idle wait, so it is on the run queue then."""
+        """An event is queued: wake the reporter now if it is idling (`idle` is set
+        only while its task sleeps in _run's idle wait)."""
         t = self.idle
         if t is not None:
             self.idle = None
-            tq = asyncio.core._task_queue
-            tq.remove(t)
-            tq.push(t)
+            wake(t)
 
     # -- link -----------------------------------------------------------------
     def _close(self):

@@ -253,11 +253,13 @@ class Panel:
             self.armed(p, now)
         elif p.state == "pending" and _due(now, p.deadline):
             z = self.zone_by_n.get(p.entry_zone)
-            log("ENTRY", "p%d entry delay expired" % p.n)
+            if not log_quiet():
+                log("ENTRY", "p%d entry delay expired" % p.n)
             self.trigger(p, z, 134, True, now)
         if p.siren and _due(now, p.siren_until):
             p.siren = False
-            log("SIREN", "p%d cut-off" % p.n)
+            if not log_quiet():
+                log("SIREN", "p%d cut-off" % p.n)
 
     def armed(self, p, now):
         st = p.arm_mode
@@ -286,7 +288,8 @@ class Panel:
         if z.bypassed:
             return
         if p.walk:
-            log("WALK", "zone %d %s" % (z.n, Z.COND_NAMES[c]))
+            if not log_quiet():
+                log("WALK", "zone %d %s" % (z.n, Z.COND_NAMES[c]))
             self.beep(now, 1)
             return
         if c == Z.TAMPER:
@@ -329,7 +332,8 @@ class Panel:
         st = p.state
         if st == "disarmed":
             if p.chime and z.chime:
-                log("CHIME", "zone %d" % z.n)
+                if not log_quiet():
+                    log("CHIME", "zone %d" % z.n)
                 self.beep(now, 1)
             return
         if st == "arming":
@@ -347,7 +351,8 @@ class Panel:
         z.trips += 1
         if z.trips > self.swinger_limit:
             z.swung = True
-            log("SWINGER", "zone %d shut down" % z.n)
+            if not log_quiet():
+                log("SWINGER", "zone %d shut down" % z.n)
             self.emit(1, 570, p.n, z.n)
             return
         t = z.type
@@ -357,10 +362,12 @@ class Panel:
                 p.entry_zone = z.n
                 p.deadline = _dl(now, self.entry_delay)
                 self.set_state(p, "pending")
-                log("ENTRY", "p%d zone %d entry delay %ds" % (p.n, z.n, self.entry_delay))
+                if not log_quiet():
+                    log("ENTRY", "p%d zone %d entry delay %ds" % (p.n, z.n, self.entry_delay))
             return
         if t == "interior" and st == "pending":
-            log("FOLLOW", "zone %d follows entry" % z.n)
+            if not log_quiet():
+                log("FOLLOW", "zone %d follows entry" % z.n)
             return
         self.trigger(p, z, ALARM_CODE[t], True, now)
 
@@ -393,8 +400,12 @@ class Panel:
     poll_troubles = _troubles.poll_troubles
 
     # -- status ----------------------------------------------------------------
-    def status(self):
-        return {
-            "partitions": dict((str(n), p.state) for n, p in self.parts.items()),
-            "ac": self.ac_ok, "battery_low": self.batt_low, "tamper": self.box_tamper,
-        }
+    def status_json(self, w):
+        """The panel's part of the status, into JsonOut w (core/app.py)."""
+        w.begin("partitions")
+        for p in self.plist:
+            w.put(p.n, p.state)
+        w.end()
+        w.put("ac", self.ac_ok)
+        w.put("battery_low", self.batt_low)
+        w.put("tamper", self.box_tamper)

@@ -1,7 +1,7 @@
 # Panel-wide troubles, reported armed or disarmed: AC loss (after a delay), low
 # battery, cabinet tamper; and the periodic test report 602. A Panel method.
 from core.compat import ticks_add, ticks_diff
-from core.log import log
+from core.log import log, quiet as log_quiet
 from panel.state import ARMED, dl as _dl, due as _due
 
 def poll_troubles(self, now):
@@ -13,7 +13,8 @@ def poll_troubles(self, now):
         else:
             self.ac_ok = ac
             self.emit(1 if not ac else 3, 301, 0, 0)
-            log("TROUBLE", "ac %s" % ("lost" if not ac else "restored"))
+            if not log_quiet():
+                log("TROUBLE", "ac %s" % ("lost" if not ac else "restored"))
             self.changed = True
     else:
         self.ac_since = now
@@ -22,7 +23,8 @@ def poll_troubles(self, now):
         if ticks_diff(now, self.batt_since) >= 5000:
             self.batt_low = low
             self.emit(1 if low else 3, 302, 0, 0)
-            log("TROUBLE", "battery %s" % ("low" if low else "ok"))
+            if not log_quiet():
+                log("TROUBLE", "battery %s" % ("low" if low else "ok"))
             self.changed = True
     else:
         self.batt_since = now
@@ -30,7 +32,8 @@ def poll_troubles(self, now):
     if t != self.box_tamper:
         self.box_tamper = t
         self.emit(1 if t else 3, 137, 0, 0)
-        log("TROUBLE", "box tamper %s" % ("open" if t else "closed"))
+        if not log_quiet():
+            log("TROUBLE", "box tamper %s" % ("open" if t else "closed"))
         self.changed = True
         if t:
             self.beep(now, 2)
