@@ -1,6 +1,6 @@
 """Fleet load on the JT/T 808 center, in one run:
 
-    .venv/bin/python bench/fleet.py [--terminals 1000] [--rate 1] [--seconds 30] [--panics 20]
+    .venv/bin/python bench/fleet.py [--terminals 1000] [--rate 1] [--seconds 30] [--panics 20] [--gc both]
 
 This process runs the center gateway (pipeline, hash-chained SQLite store with
 fsync per group commit, DC-09 forwarder) with the JT/T 808 server on its
@@ -11,11 +11,14 @@ is up, escort terminals in this process press their panic buttons one by one.
 
 Prints: concurrent terminals held, positions per second stored, emergency-alarm
 latency p50/p99 from the button press to the event stored at the 110 receiver
-(and to the center's commit), and the center's memory per connection.
+(and to the center's commit), the center's memory per connection, and the CPU
+each process used. `--gc both` runs the whole bench twice, with the gateway's
+collector thresholds (gateway.service.tune_gc) and then Python's default.
 Everything listens on free loopback ports; the run stops by itself.
 """
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import sqlite3
@@ -30,11 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from gateway import config as config_module  # noqa: E402
 from gateway.app import Gateway  # noqa: E402
+from gateway.service import tune_gc  # noqa: E402
 from gateway.vehicles.registry import Registry, Vehicle  # noqa: E402
 from gateway.vehicles.server import JT808Server  # noqa: E402
 from gateway.vehiclesim import Terminal, fleet_phone, fleet_plate  # noqa: E402
 from tests.support.ports import free_port, free_tcp_udp_port  # noqa: E402
 
+DEFAULT_GC = gc.get_threshold()
 PEER_KEY_HEX = "F0E1D2C3B4A5968778695A4B3C2D1E0F"
 SECRET = "bench-secret-0123456789"
 
@@ -94,7 +99,14 @@ def panics_at_110(db_path, accounts):
         db.close()
 
 
-async def run(args):
+async def run(args, collector):
+    if collector == "default":
+        gc.set_threshold(*DEFAULT_GC)
+        print("\n#### collector: Python's default thresholds %s" % (gc.get_threshold(),), flush=True)
+    else:
+        tune_gc()                    # as `jifang gateway` runs it
+        print("\n#### collector: the gateway's thresholds %s (gateway.service.tune_gc)" % (gc.get_threshold(),),
+              flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="jifang-fleet-bench-"))
     port110, port808 = free_tcp_udp_port(), free_port()
     police = subprocess.Popen([sys.executable, "-m", "gateway.service", "--config", str(write_110_config(tmp, port110)),
@@ -195,8 +207,11 @@ async def run(args):
         print("emergency alarm -> center ACK:  p50 %.0f ms, p99 %.0f ms (%d/%d acknowledged)" % (
             percentile(list(commit_ms.values()), 50), percentile(list(commit_ms.values()), 99),
             len(commit_ms), len(press_ms)))
-        print("center memory per connection:   %.1f KiB (RSS %d -> %d KiB)" % (
-            (rss_loaded - rss_idle) / max(1, args.terminals), rss_idle, rss_loaded))
+        if collector == "gateway" or args.gc != "both":
+            print("center memory per connection:   %.1f KiB (RSS %d -> %d KiB)" % (
+                (rss_loaded - rss_idle) / max(1, args.terminals), rss_idle, rss_loaded))
+        else:                                  # the first run's heap is still in this process
+            print("center memory per connection:   not measured (second run in this process)")
         print("simulator processes:            %s" % "; ".join(sim_stats))
         print("CPU during the window:          center %.0f %% of a core, simulators %s" % (
             100 * cpu_used[0], ", ".join("%.0f %%" % (100 * c) for c in cpu_used[1:])))
@@ -218,6 +233,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement window")
     parser.add_argument("--panics", type=int, default=20, help="escort terminals that each press panic once")
     parser.add_argument("--sim-procs", type=int, default=1, help="simulator processes")
+    parser.add_argument("--gc", choices=["gateway", "default", "both"], default="gateway",
+                        help="collector thresholds: the gateway's (tune_gc), Python's default, or both"
+                             " one after the other")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="sys.setswitchinterval for the center (seconds; Python's default is 0.005): the "
                              "store's thread needs the GIL between SQLite calls, and waits up to this long each time")
@@ -226,7 +244,8 @@ def main():
     logs.setup("ERROR", [SECRET], "fleet-bench")       # errors only, as JSON lines: a saturated center logs offline vehicles by the thousand
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    asyncio.run(run(args))
+    for collector in (["gateway", "default"] if args.gc == "both" else [args.gc]):
+        asyncio.run(run(args, collector))
 
 
 if __name__ == "__main__":

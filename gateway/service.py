@@ -9,6 +9,18 @@ def add_arguments(parser):
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+def tune_gc():
+    """The collector's thresholds for a gateway process: the first generation is
+    collected after 50,000 net allocations instead of 700. A center holding
+    thousands of connections keeps a large heap of long-lived objects, and at the
+    default every few hundred messages started a collection (the fleet bench lost
+    a fifth of the center's time to them). The message paths leave no reference
+    cycles behind (tests/protocols/test_jt808.py), so collecting less often costs
+    no memory that matters."""
+    import gc
+    gc.set_threshold(50_000, 20, 100)
+
+
 async def serve(config, stop=None):
     from gateway.app import Gateway
     stop = stop or asyncio.Event()
@@ -27,6 +39,7 @@ def run(args):
         print(exc, file=sys.stderr)
         return 2
     logs.setup(args.log_level, config.secrets, config.name)
+    tune_gc()
     try:
         asyncio.run(serve(config))
     except OSError as exc:          # typically: a listen address already in use
