@@ -9,7 +9,7 @@ import sys
 import micropython
 from core import log
 from core.fakeclock import FakeClock
-from core.equeue import EventQueue
+from rig import DeliveredAtOnce
 from core.users import pin_hash
 from hal.sim import SimHal
 from panel.panel import Panel
@@ -23,16 +23,9 @@ cfg = {"salt": "s", "exit_delay": 0, "test_interval": 3600,
        "users": [{"n": 1, "pin": pin_hash("s", "1234")}]}
 clock = FakeClock()
 hal = SimHal(cfg)
-q = EventQueue(PATH, 1024, clock)
-n = [0]
-
-
-def emit(qual, code, part, zone):
-    q.push(qual, code, part, zone)
-    s = q.next()
-    q.read(s)
-    q.ack(s)
-    n[0] += 1
+events = DeliveredAtOnce(PATH, clock)
+q = events.q
+emit = events.emit
 
 
 panel = Panel(cfg, hal, clock, emit, STATE)
@@ -67,14 +60,14 @@ before = n0 = alarm = 0                # module globals made before measuring (a
 gc.collect()
 gc.disable()
 before = gc.mem_alloc()
-n0 = n[0]
+n0 = events.n
 hal.raw[2] = ALARM_MV
 run(60)
 hal.raw[2] = NORMAL_MV
 run(60)
 alarm = gc.mem_alloc() - before
 assert panel.parts[1].state == "triggered" and panel.saves > saves
-print("EVENT_ALLOC %d %d" % (n[0] - n0, alarm))
+print("EVENT_ALLOC %d %d" % (events.n - n0, alarm))
 before = gc.mem_alloc()
 kq.extend("1234#")                     # disarm and reset: PIN check, restores, save
 run(100)

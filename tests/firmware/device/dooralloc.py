@@ -6,7 +6,7 @@ import gc
 import sys
 from core import log
 from core.fakeclock import FakeClock
-from core.equeue import EventQueue
+from rig import DeliveredAtOnce
 from hal.sim import SimHal
 from intercom.door import Intercom
 
@@ -14,16 +14,9 @@ log.quiet(True)
 cfg = {"role": "intercom", "salt": "s", "users": []}
 clock = FakeClock()
 hal = SimHal(cfg)
-q = EventQueue(sys.argv[1], 1024, clock)
-n = [0]
-
-
-def emit(qual, code, part, zone):
-    q.push(qual, code, part, zone)
-    s = q.next()
-    q.read(s)
-    q.ack(s)
-    n[0] += 1
+events = DeliveredAtOnce(sys.argv[1], clock)
+q = events.q
+emit = events.emit
 
 
 door = Intercom(cfg, hal, clock, emit)
@@ -52,8 +45,8 @@ before = n0 = 0
 gc.collect()
 gc.disable()
 before = gc.mem_alloc()
-n0 = n[0]
+n0 = events.n
 cycle(50)
-print("DOOR_EVENTS %d allocated %d" % (n[0] - n0, gc.mem_alloc() - before))
+print("DOOR_EVENTS %d allocated %d" % (events.n - n0, gc.mem_alloc() - before))
 gc.enable()
 q.close()
