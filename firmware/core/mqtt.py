@@ -55,8 +55,7 @@ class MQTT:
         self.will = will                  # (topic, payload, retain)
         self.on_message = on_message      # f(topic str, payload bytes)
         self.subs = []
-        self.retained = {}                # topic -> payload, republished on reconnect
-        self.out = []                     # (topic, payload, retain) waiting for a link
+        self.out = []                     # (topic, payload) waiting for a link
         self.connected = False
         self.writer = None
         self.sock = None
@@ -78,15 +77,14 @@ class MQTT:
     def subscribe(self, topic):
         self.subs.append(topic)
 
-    def publish(self, topic, payload, retain=False):
-        """Queue a message; sent at once when connected. Retained messages are
-        also kept and republished after every reconnect."""
+    def publish(self, topic, payload):
+        """Queue a message (QoS 0, not retained: call signalling); sent at once
+        when connected. The one retained message, the status, has its own path
+        (status_changed)."""
         if isinstance(payload, str):
             payload = payload.encode()
-        if retain:
-            self.retained[topic] = payload
         if len(self.out) < 16:
-            self.out.append((topic, payload, retain))
+            self.out.append((topic, payload))
         self._wake()
 
     def status_changed(self):
@@ -114,7 +112,6 @@ class MQTT:
             flags |= 0x04 | (0x20 if retain else 0)
             payload += _str(t) + _str(p)
         body = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", self.keepalive) + payload
-        self.reader = r
         self.writer = w
         self.sock = r.s                   # the stream's socket, non-blocking (see _write)
         self._write(_packet(_CONNECT, body))
@@ -143,8 +140,8 @@ class MQTT:
         data = await r.readexactly(n) if n else b""
         return kind, data
 
-    def _send_publish(self, topic, payload, retain):
-        self._write(_packet(_PUBLISH | (1 if retain else 0), _str(topic) + payload))
+    def _send_publish(self, topic, payload):
+        self._write(_packet(_PUBLISH, _str(topic) + payload))
 
     def _send_status(self):
         """PUBLISH (retained) of the status as it is now, built in self.pkt."""
@@ -175,8 +172,8 @@ class MQTT:
 
     def _flush(self):
         while self.out:
-            t, p, retain = self.out.pop(0)
-            self._send_publish(t, p, retain)
+            t, p = self.out.pop(0)
+            self._send_publish(t, p)
         if self.status_due:
             self._send_status()
 
@@ -238,8 +235,6 @@ class MQTT:
             try:
                 await self._connect()
                 backoff = 500
-                for t, p in self.retained.items():
-                    self._send_publish(t, p, True)
                 self.status_due = self.status is not None
                 self._flush()
                 self.rn = 0
