@@ -122,7 +122,7 @@ async def run(args, collector):
     try:
         await wait_port(port110)
         async with Gateway(config) as center:
-            server = JT808Server(Registry(escorts + fleet, SECRET), center.pipeline.submit, session_timeout=120)
+            server = JT808Server(Registry(escorts + fleet), center.pipeline.submit, session_timeout=120)
             await server.start("127.0.0.1", port808)
             rss_idle = rss_kb()
             per_proc = -(-args.terminals // args.sim_procs)

@@ -46,7 +46,7 @@ async def serve():
     async def submit(event):
         return event
 
-    server = JT808Server(Registry([Vehicle(phone=PHONE, plate=PLATE)], "bench-flood-secret-0123"), submit)
+    server = JT808Server(Registry([Vehicle(phone=PHONE, plate=PLATE)]), submit)
     await server.start("127.0.0.1", 0)
     print(server.port, flush=True)
     loop = asyncio.get_running_loop()

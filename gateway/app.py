@@ -54,6 +54,9 @@ class Gateway:
         self._console = (console_stream, console_prefix)
 
     async def start(self):
+        # Before anything listens: a key copied from examples/ is public.
+        from gateway.config import refuse_example_secrets
+        refuse_example_secrets(self.config)
         self.config.store_path.parent.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         for spec in self.config.forwarders:

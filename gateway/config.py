@@ -97,6 +97,7 @@ class Config:
     secrets: list                  # every secret string, so logs can scrub them
     vehicles: object = None        # gateway.vehicles.config.VehiclesConfig, when [jt808]/[vehicles]/[edge] is there
     console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
+    secret_keys: list = field(default_factory=list)   # (dotted key, value) of every secret, for refuse_example_secrets
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -343,6 +344,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
     vehicles = None
     if any(section in data for section in vehicles_config.SECTIONS):
         vehicles = vehicles_config.from_dict(data, base_dir, source)
+        if vehicles.jt808 is not None and vehicles.jt808.registrations_path is None:
+            vehicles.jt808.registrations_path = store_path.with_name("jt808-terminals.sqlite")
         retention = vehicles_config.retention_with_positions(retention, vehicles)
         secrets += vehicles.secrets
     console = None
@@ -353,4 +356,86 @@ def from_dict(data, base_dir=Path("."), source="config"):
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
-                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console)
+                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
+                  secret_keys=list(secret_values(data)))
+
+
+# -- example secrets -------------------------------------------------------------------
+#
+# The files in examples/ are read by everyone: a key or secret copied from them is
+# public. A gateway holding one refuses to start (Gateway.start), naming the key and
+# the fix; `jifang demo` replaces them with secrets of its own (gateway/demo.py).
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+SECRET_NAMES = ("key_hex", "key_text", "secret", "auth_secret", "token", "password")
+PLACEHOLDER_MARK = "change-me"
+
+
+def is_secret_name(name):
+    return name in SECRET_NAMES or name.endswith(("_secret", "_token", "_password", "_key_hex", "_key_text"))
+
+
+def secret_values(data, path=""):
+    """(dotted key, value) of every secret-looking string in a parsed TOML document."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            key = "%s.%s" % (path, k) if path else k
+            if isinstance(v, str) and is_secret_name(k):
+                yield key, v
+            else:
+                yield from secret_values(v, key)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from secret_values(v, "%s[%d]" % (path, i))
+
+
+_example_values = None
+
+
+def example_secrets():
+    """Every secret value written in examples/ (TOML files and compound.csv's keys),
+    normalised (upper case, stripped)."""
+    global _example_values
+    if _example_values is None:
+        import csv
+        values = set()
+        for path in sorted(EXAMPLES_DIR.glob("*.toml")):
+            try:
+                with open(path, "rb") as f:
+                    values.update(v for _, v in secret_values(tomllib.load(f)))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+        for path in sorted(EXAMPLES_DIR.glob("*.csv")):
+            try:
+                with open(path, encoding="utf-8", newline="") as f:
+                    for row in csv.DictReader(f):
+                        values.update(v for k, v in row.items() if k and is_secret_name(k) and v)
+            except OSError:
+                continue
+        _example_values = frozenset(v.strip().upper() for v in values if v.strip())
+    return _example_values
+
+
+def example_secret_problems(config):
+    """[(key, why)] for every secret of `config` that is an example placeholder."""
+    examples = example_secrets()
+    problems = []
+    for key, value in config.secret_keys:
+        if PLACEHOLDER_MARK in value.lower():
+            problems.append((key, 'contains "%s"' % PLACEHOLDER_MARK))
+        elif value.strip().upper() in examples:
+            problems.append((key, "is the value written in examples/ (public)"))
+    return problems
+
+
+def refuse_example_secrets(config, source=None):
+    """Raise ConfigError naming the first key whose secret is an example placeholder."""
+    problems = example_secret_problems(config)
+    if problems:
+        key, why = problems[0]
+        others = "" if len(problems) == 1 else " (and %d more: %s)" % (
+            len(problems) - 1, ", ".join(k for k, _ in problems[1:4]) + (", ..." if len(problems) > 4 else ""))
+        raise ConfigError(key, "(hidden)", "an example placeholder secret: it %s%s" % (why, others),
+                          "generate a real one, e.g. `openssl rand -hex 16` for an AES-128 key_hex, "
+                          "`openssl rand -hex 32` for a secret, and program the same value in the device or peer",
+                          source or config.name)

@@ -108,6 +108,7 @@ def demo_configs(data_dir, ports):
     center["store"]["path"] = str(data_dir / "110-events.db")
     center["receiver"]["listen"] = "127.0.0.1:%d" % ports["110"]
     center["http"]["listen"] = "127.0.0.1:%d" % ports["110_http"]
+    replace_example_secrets([asc, center])
     return (config_module.from_dict(asc, data_dir, "alarm-service-center.toml (demo)"),
             config_module.from_dict(center, data_dir, "110-center.toml (demo)"))
 
@@ -129,6 +130,39 @@ async def demo_operator(asc_config):
     finally:
         await db.close()
     return password
+
+
+def replace_example_secrets(documents):
+    """Every secret the examples write, replaced by a fresh one of the same shape
+    (the same example value -> the same new value in every document, so the
+    peering key still matches at both ends). The examples' secrets are public and
+    a gateway refuses to start with them (gateway.config.refuse_example_secrets);
+    the demo's panels get the generated keys from the config they are built from."""
+    import secrets
+    import string
+    from gateway.config import PLACEHOLDER_MARK, example_secrets, is_secret_name
+
+    examples, fresh = example_secrets(), {}
+
+    def new_value(name, value):
+        if name == "key_hex" or name.endswith("_key_hex"):
+            return secrets.token_hex(len(value) // 2).upper()
+        if name == "key_text" or name.endswith("_key_text"):
+            return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in value)
+        return secrets.token_hex(32)
+
+    def walk(node):
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in list(items):
+            if isinstance(v, str) and isinstance(k, str) and is_secret_name(k):
+                normal = v.strip().upper()
+                if normal in examples or PLACEHOLDER_MARK in v.lower():
+                    node[k] = fresh.setdefault(normal, new_value(k, v))
+            else:
+                walk(v)
+
+    for document in documents:
+        walk(document)
 
 
 def free_ports():

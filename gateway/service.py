@@ -35,6 +35,7 @@ def run(args):
     from gateway import config as config_module, logs
     try:
         config = config_module.load(args.config)
+        config_module.refuse_example_secrets(config, args.config)
     except config_module.ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ class TerminalError(Exception):
 
 class Terminal:
     def __init__(self, phone, plate, *, version=2013, terminal_id="SIM0001", maker="JIFNG", model="SIM-808",
-                 province=44, city=100, plate_color=2, imei="860000000000001", software="1.0"):
+                 province=44, city=100, plate_color=2, imei="860000000000001", software="1.0", auth_code=None):
         self.phone = str(phone)
         self.plate = plate
         self.version = version
@@ -38,6 +38,7 @@ class Terminal:
         self.maker, self.model = maker, model
         self.province, self.city, self.plate_color = province, city, plate_color
         self.imei, self.software = imei, software
+        self.auth_code = auth_code        # from the center's 0x8100, kept across logins
         self.alarm = 0                    # level-triggered bits, cleared by 0x8203 like a real terminal
         self.received = []                # platform commands, in arrival order
         self.lat, self.lon = 22.543, 114.057
@@ -62,6 +63,13 @@ class Terminal:
             self._reader_task.cancel()
             await asyncio.gather(self._reader_task, return_exceptions=True)
         self.writer = None
+
+    async def go_silent(self):
+        """Stop reading and answering, the socket left open: the half-dead link a
+        terminal leaves behind when its network drops (what the center sees)."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            await asyncio.gather(self._reader_task, return_exceptions=True)
 
     @property
     def connected(self):
@@ -142,14 +150,18 @@ class Terminal:
         return (await self.call(self.message(0x0102, body))).result
 
     async def login(self, host, port):
-        """Connect, register, authenticate: what a terminal does at power-up."""
+        """Connect, register unless it holds a code, authenticate: what a terminal
+        does at power-up. The code is kept (`auth_code`) for the next login, as a real
+        terminal keeps it: the center answers one registration per terminal."""
         await self.connect(host, port)
-        result, code = await self.register()
-        if result != 0:
-            raise TerminalError("registration refused: %s" % jt808.REGISTER_RESULTS.get(result, result))
-        if await self.authenticate(code) != 0:
+        if self.auth_code is None:
+            result, code = await self.register()
+            if result != 0:
+                raise TerminalError("registration refused: %s" % jt808.REGISTER_RESULTS.get(result, result))
+            self.auth_code = code
+        if await self.authenticate(self.auth_code) != 0:
             raise TerminalError("authentication refused")
-        return code
+        return self.auth_code
 
     async def heartbeat(self):
         return (await self.call(self.message(0x0002))).result

@@ -2,7 +2,8 @@
 
     [jt808]                           # the center's JT/T 808 server
     listen = "0.0.0.0:7808"
-    auth_secret = "..."               # keys the authentication codes (keep it secret, keep it stable)
+    registrations_path = "jt808-terminals.sqlite"   # codes issued (hashed); default: next to the store
+    release_window_seconds = 3600     # after an operator's release, how long registration stays open
     session_timeout_seconds = 180     # silence after which a vehicle is offline
     position_retention_days = 183     # telemetry retention (road-transport rule: >= 6 months)
     login_timeout_seconds = 30        # a connection that has not authenticated by then is closed
@@ -12,6 +13,7 @@
     reassembly_session_bytes = 262144 # subpackage bytes held per session
     reassembly_total_bytes = 8388608  # subpackage bytes held across sessions
     reassembly_timeout_seconds = 60   # a partial message silent this long is dropped
+    liveness_probe_seconds = 5        # a vehicle logging in again: its old session must answer within this
 
     [vehicles]                        # fleet defaults for the rules
     max_speed_kmh = 80
@@ -32,6 +34,10 @@
     [edge.gnss]      serial = "/dev/ttyS1", baudrate = 9600   |   tcp = "HOST:PORT"
     [[edge.modbus]]  name, map = "hazmat-tank", serial/baudrate | tcp, unit, interval_seconds, timeout_seconds
     [[edge.allowed_places]]  name, center = [lat, lon], radius_m      (where a vault door may open)
+
+Authentication codes are random per registration (gateway/vehicles/registry.py);
+`auth_secret`, which keyed the codes they replace, is still accepted so older
+files load, and is unused.
 
 Errors are gateway.config.ConfigError: they name the key, the value and the fix.
 """
@@ -54,7 +60,9 @@ MAX_MODBUS_DEVICES = 6                       # zones 32*(i+1)+point: see runtime
 @dataclass
 class JT808Settings:
     listen: tuple
-    auth_secret: str
+    auth_secret: str | None = None     # unused (codes are random now), accepted for older files
+    registrations_path: Path | None = None   # None until gateway.config puts it next to the store
+    release_window: float = 3600.0
     session_timeout: float = 180.0
     position_retention_days: int = DEFAULT_POSITION_RETENTION_DAYS
     limits: SessionLimits = SessionLimits()
@@ -174,20 +182,27 @@ def from_dict(data, base_dir=Path("."), source="config"):
     root = _Table(own, "", source, list(SECTIONS))
     secrets = []
 
-    jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days"]
+    jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days",
+                              "registrations_path", "release_window_seconds"]
                     + list(LIMIT_KEYS), default_empty=False)
     jt808 = None
     if jt is not None:
-        secret = jt.get("auth_secret", str, required=True,
-                        fix="write a long random string (e.g. `openssl rand -hex 32`); changing it invalidates every code")
-        if len(secret) < 16:
-            raise jt.error("auth_secret", "shorter than 16 characters", "use at least 16 random characters")
-        secrets.append(secret)
+        secret = jt.get("auth_secret", str)
+        if secret is not None:
+            secrets.append(secret)
+        registrations = jt.get("registrations_path", str)
+        registrations_path = None
+        if registrations is not None:
+            registrations_path = Path(registrations)
+            if not registrations_path.is_absolute():
+                registrations_path = Path(base_dir) / registrations_path
         retention = int(jt.number("position_retention_days", DEFAULT_POSITION_RETENTION_DAYS, 1))
         if retention < MIN_POSITION_RETENTION_DAYS:
             raise jt.error("position_retention_days", "shorter than the 6 months the road-transport rule requires",
                            "set %d or more" % MIN_POSITION_RETENTION_DAYS)
         jt808 = JT808Settings(listen=jt.address("listen", required=True), auth_secret=secret,
+                              registrations_path=registrations_path,
+                              release_window=float(jt.number("release_window_seconds", 3600, 60, 7 * 86400)),
                               session_timeout=float(jt.number("session_timeout_seconds", 180, 5, 86400)),
                               position_retention_days=retention, limits=_limits(jt))
 
@@ -245,6 +260,7 @@ LIMIT_KEYS = {
     "reassembly_session_bytes": ("reassembly_session_bytes", 4096, 1 << 30),
     "reassembly_total_bytes": ("reassembly_total_bytes", 4096, 1 << 34),
     "reassembly_timeout_seconds": ("reassembly_timeout", 1, 3600),
+    "liveness_probe_seconds": ("liveness_probe", 0.5, 60),
 }
 
 

@@ -28,7 +28,7 @@ class VehicleCenter:
     def __init__(self, config, submit):
         settings = config.jt808
         self.listen = settings.listen
-        self.registry = Registry(config.fleet, settings.auth_secret)
+        self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
                                   session_timeout=settings.session_timeout, limits=settings.limits)
 
@@ -37,6 +37,15 @@ class VehicleCenter:
 
     async def stop(self):
         await self.server.stop()
+        self.registry.close()
+
+    def release(self, account, by, reason):
+        """For the console: an operator lets the vehicle's terminal register again
+        (it lost its code, or was swapped). Refused (ValueError) while the vehicle is
+        online: its terminal holds a good code. LookupError: no such vehicle."""
+        if self.server.online(str(account).upper()):
+            raise ValueError("vehicle %s is online: its terminal holds a valid code" % account)
+        return self.registry.release(account, by, reason)
 
     def gauges(self):
         """For Metrics.add_gauges: sessions held, vehicles online, frames refused."""

@@ -69,6 +69,7 @@ class SessionLimits:
     reassembly_session_bytes: int = 256 * 1024   # held per session (bodies + per-packet overhead)
     reassembly_total_bytes: int = 8 * 1024 * 1024  # held across all sessions
     reassembly_timeout: float = 60.0     # s without a packet, then the partial message is dropped
+    liveness_probe: float = 5.0          # s the old session has to answer when its vehicle logs in again
 
 
 def retransmission_request(last_packet, missing, flow):
@@ -122,6 +123,7 @@ class Session:
         self.opened = server.clock()
         self.refused = 0             # frames refused before authentication
         self.packets_refused = 0     # subpackages refused after it
+        self.heard = None            # an asyncio.Event while a liveness probe waits for a frame
         limits = server.limits
         self.reassembler = jt808.Reassembler(timeout=limits.reassembly_timeout,
                                              max_pending=limits.reassembly_max_messages,
@@ -295,6 +297,8 @@ class JT808Server:
             session.abort()
 
     async def _frame(self, session, frame):
+        if session.heard is not None:
+            session.heard.set()
         try:
             msg = jt808.decode_frame(frame)
         except jt808.JT808Error as exc:
@@ -380,7 +384,11 @@ class JT808Server:
         elif msg.msg_id in (0x0200, 0x0201, 0x0704):
             await self._reports(session, state, msg, reply_to, frame)
         elif msg.msg_id == 0x0003:
+            # The terminal gives its registration up (on its authenticated link): its
+            # code is forgotten and it may register again, as the standard expects.
+            self.registry.release(state.vehicle.account, "terminal (0x0003)", "terminal unregistered")
             await self._respond(session, reply_to, 0)
+            state.session, session.state, session.opened = None, None, self.clock()
             log.info("terminal unregistered", extra={"account": state.vehicle.account})
         elif msg.msg_id == 0x0104:
             pass                     # parameter query answer: nothing to store yet
@@ -394,7 +402,9 @@ class JT808Server:
             else:
                 await self._respond(session, msg, RESULT_BAD)
             return
-        result, code = self.registry.register(msg.phone, msg.body)
+        vehicle = self.registry.vehicle(msg.phone)
+        alive = vehicle is not None and self._alive(self.vehicles[vehicle.account].session)
+        result, code = self.registry.register(msg.phone, msg.body, alive=alive)
         session.phone = msg.phone
         await session.send(jt808.register_response(msg, result, code, flow=session.next_flow()))
         if result != RESULT_OK and session.state is None:
@@ -418,6 +428,20 @@ class JT808Server:
             session.close()
             return
         state = self.vehicles[vehicle.account]
+        old = state.session
+        if old is not None and old is not session and self._alive(old):
+            # A second login while the vehicle has a session. Most often the terminal
+            # reconnected and the old link is half-dead; but it may be a clone using a
+            # stolen code. Ask the old link (0x8201): if it answers, it is alive and
+            # this login is refused; if not, it is dead and this one replaces it.
+            if await self._answers(old):
+                self.refused["login while the session is alive"] += 1
+                self.closed["login_while_alive"] += 1
+                await self._respond(session, reply_to, RESULT_FAIL)
+                log.warning("authentication refused: the vehicle's session is alive", extra={
+                    "peer": session.peer, "account": vehicle.account, "session_peer": old.peer})
+                session.abort()
+                return
         if state.session is not None and state.session is not session:
             state.session.close()    # the terminal reconnected: the old link is dead
         state.session, session.state, session.phone = session, state, msg.phone
@@ -427,6 +451,24 @@ class JT808Server:
         if state.offline_raised:
             state.offline_raised = False
             self._record_later(self._link_event(state, contactid.QUALIFIER_RESTORE, "Vehicle back online"))
+
+    @staticmethod
+    def _alive(session):
+        return session is not None and not session.writer.is_closing()
+
+    async def _answers(self, session):
+        """True when `session` sends any frame within liveness_probe seconds of a
+        location query (0x8201, which every terminal answers)."""
+        session.heard = asyncio.Event()
+        try:
+            await session.send(jt808.Message(0x8201, session.phone, None, session.next_flow(), session.version,
+                                             None, 0, session.protocol_version))
+            await asyncio.wait_for(session.heard.wait(), self.limits.liveness_probe)
+            return True
+        except (asyncio.TimeoutError, ConnectionError):
+            return False
+        finally:
+            session.heard = None
 
     async def _reports(self, session, state, msg, reply_to, frame):
         if msg.msg_id == 0x0704:

@@ -8,7 +8,7 @@ from gateway.vehicles.server import JT808Server
 from gateway.vehiclesim import Terminal
 from tests.gateway.helpers import wait_for
 
-SECRET = "test-secret-not-for-production"
+SECRET = "test-secret-not-for-production"   # [jt808] auth_secret in configs (accepted, unused)
 ESCORT = Vehicle(phone="13800000001", plate="粤B12345", kind="escort")
 HAZMAT = Vehicle(phone="13800000002", plate="粤B99999", kind="hazmat", terminal_id="HZ00002")
 FLEET = (ESCORT, HAZMAT)
@@ -31,21 +31,28 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def center(submit, vehicles=FLEET, port=0, **kwargs):
-    server = JT808Server(Registry(vehicles, SECRET), submit, **kwargs)
+async def center(submit, vehicles=FLEET, port=0, registry=None, **kwargs):
+    server = JT808Server(registry or Registry(vehicles), submit, **kwargs)
+    server.test_codes = {}               # phone -> code, so a later terminal() logs in as the same terminal
     await server.start("127.0.0.1", port)
     try:
         yield server
     finally:
         await server.stop()
+        server.registry.close()
 
 
 @contextlib.asynccontextmanager
 async def terminal(server, vehicle, version=2013, login=True, **kwargs):
+    """A terminal of `vehicle`, logged in (or only connected). Terminals of one vehicle
+    share the code its first registration got, as one physical terminal does across
+    reconnections."""
     kwargs.setdefault("terminal_id", vehicle.terminal_id or "T-%s" % vehicle.phone[-4:])
+    codes = getattr(server, "test_codes", {})
+    kwargs.setdefault("auth_code", codes.get(vehicle.phone))
     t = Terminal(vehicle.phone, vehicle.plate, version=version, **kwargs)
     if login:
-        await t.login("127.0.0.1", server.port)
+        codes[vehicle.phone] = await t.login("127.0.0.1", server.port)
     else:
         await t.connect("127.0.0.1", server.port)
     try:

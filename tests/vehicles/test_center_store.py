@@ -20,7 +20,7 @@ ROUTE = Geofence("cash-run-7", "corridor", "keep_in", points=((22.0, 114.0), (22
 async def test_retries_and_backfill_are_recorded_once_and_rules_run(tmp_path):
     escort = type(ESCORT)(phone=ESCORT.phone, plate=ESCORT.plate, kind="escort", route="cash-run-7")
     async with Gateway(center_config(tmp_path)) as gw:
-        server = JT808Server(Registry((escort,), SECRET), gw.pipeline.submit,
+        server = JT808Server(Registry((escort,)), gw.pipeline.submit,
                              rules=FleetRules(RuleSettings(geofences=(ROUTE,))))
         await server.start("127.0.0.1", 0)
         try:

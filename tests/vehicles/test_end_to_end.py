@@ -34,7 +34,7 @@ async def center_and_110(tmp_path, vehicles):
     port110 = free_tcp_udp_port()
     async with Gateway(upper_config(tmp_path, port=port110)) as police, \
             Gateway(center_config(tmp_path, upstream=[port110])) as center:
-        server = JT808Server(Registry(vehicles, SECRET), center.pipeline.submit, session_timeout=60)
+        server = JT808Server(Registry(vehicles), center.pipeline.submit, session_timeout=60)
         await server.start("127.0.0.1", 0)
         try:
             yield police, center, server
