@@ -17,6 +17,7 @@ COMMANDS = {
     "demo": ("gateway.demo", "a compound of firmware panels -> alarm-service center -> 110 center, live"),
     "flash": ("tools.flash", "provision devices from a CSV: build app + config images, write with esptool"),
     "console-user": ("gateway.console.user_cli", "console accounts: create the first admin, list accounts"),
+    "vehicles": ("gateway.vehicles.cli", "JT/T 808 terminal registrations: list, release for re-registration"),
 }
 
 

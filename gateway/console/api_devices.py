@@ -19,6 +19,7 @@ def add_routes(app):
     app.router.add_get("/api/devices/{account}", device)
     app.router.add_post("/api/devices/{account}/walk-test", walk_test)
     app.router.add_get("/api/vehicles", vehicles)
+    app.router.add_post("/api/vehicles/{account}/release", release_vehicle)
 
 
 def matches(device, state, armed, kind, text):
@@ -113,3 +114,31 @@ async def vehicles(request):
                        "vehicle monitoring", sum(len(v["track"]) for v in out))
     return web.json_response({"vehicles": out, "geofences": [asdict(g) for g in ctx.source.geofences],
                               "since_ms": since, "now_ms": now})
+
+
+@auth.requires("vehicles.release")
+async def release_vehicle(request):
+    """Let a vehicle's terminal register again (its code was lost, or the terminal
+    swapped): the JT/T 808 center forgets the code and answers one registration
+    within its release window. Refused while the vehicle is online. Recorded in the
+    access register with the reason, granted or not."""
+    ctx = request.app[CONSOLE]
+    account = request.match_info["account"].upper()
+    reason = (await json_body(request)).get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        return error(400, "give the reason (1-500 characters): it goes in the access register")
+    if ctx.release_vehicle is None:
+        return error(503, "no JT/T 808 center on this gateway")
+    what = "release of vehicle %s's terminal registration" % account
+    purpose = "terminal re-registration: " + reason.strip()
+    try:
+        released = ctx.release_vehicle(account, request[USER]["username"], reason.strip())
+    except LookupError as exc:
+        await ctx.register(request, "vehicle-release-refused", what + " (no such vehicle)", purpose)
+        return error(404, str(exc))
+    except ValueError as exc:
+        await ctx.register(request, "vehicle-release-refused", what + " (online)", purpose)
+        return error(409, str(exc))
+    await ctx.register(request, "vehicle-release", "%s (plate %s, terminal %s)" % (
+        what, released["plate"], released["terminal_id"] or "none registered"), purpose)
+    return web.json_response(released)

@@ -9,6 +9,9 @@
                    forwarding side (110 center) and returns its reference; raises to
                    report failure. None: the console offers no dispatch.
     config         gateway.console.settings.ConsoleSettings
+    release_vehicle  fn(account, by, reason) -> dict: lets a vehicle's terminal
+                   register again (gateway.vehicles.runtime.VehicleCenter.release);
+                   None: no JT/T 808 center here.
 
 The app opens its databases and starts listening and escalating on startup, and
 closes them on cleanup, so it can run alone (`web.run_app`, tests) or inside the
@@ -44,8 +47,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 class Console:
     """Everything a request handler needs, as `request.app[CONSOLE]`."""
 
-    def __init__(self, source, db_path, dispatch, settings, on_disposed=None):
+    def __init__(self, source, db_path, dispatch, settings, on_disposed=None, release_vehicle=None):
         self.source = source
+        self.release_vehicle = release_vehicle
         self.settings = settings
         self.dispatch = dispatch
         self.on_disposed = on_disposed     # async fn(alarm item): e.g. 0x8203 back to a vehicle
@@ -136,8 +140,9 @@ class Console:
                                request.remote or "unknown", records)
 
 
-def create_app(event_source, console_db_path, dispatch=None, config=None, on_disposed=None):
-    console = Console(event_source, console_db_path, dispatch, config or ConsoleSettings(), on_disposed)
+def create_app(event_source, console_db_path, dispatch=None, config=None, on_disposed=None, release_vehicle=None):
+    console = Console(event_source, console_db_path, dispatch, config or ConsoleSettings(), on_disposed,
+                      release_vehicle)
     app = web.Application(middlewares=[security_headers_middleware, access_middleware])
     app[CONSOLE] = console
     pages.add_routes(app, STATIC_DIR)

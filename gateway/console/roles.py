@@ -15,6 +15,9 @@ PERMISSIONS = {
     "devices.read": {"operator", "supervisor", "installer"},
     "devices.walktest": {"installer", "supervisor"},  # put a device on test while its zones are tripped
     "vehicles.read": {"operator", "supervisor"},
+    # let a vehicle's terminal register again (lost code, swapped terminal): who may
+    # decide that a new terminal speaks for the vehicle
+    "vehicles.release": {"supervisor", "admin"},
     "events.search": {"operator", "supervisor"},       # search and export
     "reports.read": {"supervisor"},
     "register.read": {"auditor"},

@@ -32,7 +32,9 @@ async def start_console(gateway, settings, dispatch=None, geofences=(), on_dispo
     if settings.listen is None:
         raise ValueError("console.listen is not set: write e.g. listen = \"127.0.0.1:8480\" under [console]")
     source = EventSource.from_gateway(gateway, geofences)
-    app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed)
+    center = getattr(gateway, "vehicle_center", None)
+    app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed,
+                     release_vehicle=center.release if center is not None else None)
     runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
     await runner.setup()
     await web.TCPSite(runner, *settings.listen).start()

@@ -112,3 +112,39 @@ async def test_a_terminal_that_unregisters_may_register_again():
         assert await t.report(t.position(T0)) == 1            # no longer authenticated
         result, code = await t.register()
         assert result == 0 and await t.authenticate(code) == 0
+
+
+def test_cli_release_and_list(tmp_path, capsys):
+    """`jifang vehicles release` writes what the running center reads, and records
+    it in the console's access register."""
+    import asyncio
+
+    from gateway.cli import main
+    from gateway.console.db import AsyncConsoleDB
+    config = tmp_path / "center.toml"
+    config.write_text('[store]\npath = "events.db"\n[console]\nlisten = "127.0.0.1:1"\n'
+                      '[jt808]\nlisten = "127.0.0.1:1"\n'
+                      '[[vehicles.fleet]]\nphone = "%s"\nplate = "%s"\n' % (ESCORT.phone, ESCORT.plate), encoding="utf-8")
+    registry = Registry((ESCORT,), tmp_path / "jt808-terminals.sqlite")   # the default path, next to the store
+    body = jt808.Register(44, 100, "JIFNG", "M", "T-0001", 2, ESCORT.plate)
+    assert registry.register(ESCORT.phone, body)[0] == 0
+    assert registry.register(ESCORT.phone, body)[0] == RESULT_TERMINAL_REGISTERED
+    assert main(["vehicles", "release", ESCORT.account, "--config", str(config), "--operator", "li.wei",
+                 "--reason", "terminal swapped"]) == 0
+    assert "recorded in the access register" in capsys.readouterr().out
+    assert registry.register(ESCORT.phone, body)[0] == 0       # the running registry sees it at once
+    registry.close()
+    assert main(["vehicles", "list", "--config", str(config)]) == 0
+    assert "registered" in capsys.readouterr().out
+    assert main(["vehicles", "release", "FFFF", "--config", str(config), "--operator", "x", "--reason", "y"]) == 2
+
+    async def entries():
+        db = AsyncConsoleDB(tmp_path / "console.sqlite")
+        await db.open()
+        try:
+            return await db.register_entries(0, 2 ** 62)
+        finally:
+            await db.close()
+    [entry] = asyncio.run(entries())
+    assert (entry["username"], entry["action"]) == ("li.wei", "vehicle-release")
+    assert entry["purpose"] == "terminal re-registration: terminal swapped" and "T-0001" in entry["what"]
