@@ -18,6 +18,7 @@ SOURCE_EDGE = "vehicle-edge"
 
 POSITION_CODE = 0            # telemetry: not a Contact ID event
 OFFLINE_CODE = 350           # communication trouble
+TERMINAL_FAULT_CODE = 300    # system trouble: a terminal reporting every alarm bit at once
 EMERGENCY_BIT = 0
 PANIC_CODE = 120
 

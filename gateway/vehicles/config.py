@@ -14,6 +14,10 @@
     reassembly_total_bytes = 8388608  # subpackage bytes held across sessions
     reassembly_timeout_seconds = 60   # a partial message silent this long is dropped
     liveness_probe_seconds = 5        # a vehicle logging in again: its old session must answer within this
+    report_max_speed_kmh = 250        # a report past these is stored as refused (no position, no rules)
+    report_max_age_days = 366
+    report_max_ahead_seconds = 86400
+    alarm_burst_bits = 16             # this many alarm bits at once: one "terminal fault", not an alarm each
 
     [vehicles]                        # fleet defaults for the rules
     max_speed_kmh = 80
@@ -49,6 +53,7 @@ from protocols.modbus_maps import MAPS
 from gateway.vehicles.geofence import RULES, SHAPES, Geofence
 from gateway.vehicles.registry import VEHICLE_KINDS, Vehicle, normalise_phone
 from gateway.vehicles.rules import RuleSettings
+from gateway.vehicles.reports import ReportLimits
 from gateway.vehicles.server import SessionLimits
 
 SECTIONS = ("jt808", "vehicles", "edge")
@@ -66,6 +71,7 @@ class JT808Settings:
     session_timeout: float = 180.0
     position_retention_days: int = DEFAULT_POSITION_RETENTION_DAYS
     limits: SessionLimits = SessionLimits()
+    report_limits: ReportLimits = ReportLimits()
 
 
 @dataclass
@@ -184,7 +190,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
 
     jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days",
                               "registrations_path", "release_window_seconds"]
-                    + list(LIMIT_KEYS), default_empty=False)
+                    + list(LIMIT_KEYS) + list(REPORT_LIMIT_KEYS), default_empty=False)
     jt808 = None
     if jt is not None:
         secret = jt.get("auth_secret", str)
@@ -204,7 +210,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
                               registrations_path=registrations_path,
                               release_window=float(jt.number("release_window_seconds", 3600, 60, 7 * 86400)),
                               session_timeout=float(jt.number("session_timeout_seconds", 180, 5, 86400)),
-                              position_retention_days=retention, limits=_limits(jt))
+                              position_retention_days=retention, limits=_limits(jt),
+                              report_limits=_limits(jt, ReportLimits, REPORT_LIMIT_KEYS))
 
     vt = root.table("vehicles", ["max_speed_kmh", "overspeed_min_seconds", "max_parking_minutes",
                                  "max_driving_hours", "min_rest_minutes", "fleet", "geofences"])
@@ -264,17 +271,25 @@ LIMIT_KEYS = {
 }
 
 
-def _limits(jt):
-    defaults = SessionLimits()
+REPORT_LIMIT_KEYS = {
+    "report_max_speed_kmh": ("max_speed_kmh", 50, 1000),
+    "report_max_age_days": ("max_age_days", 1, 3650),
+    "report_max_ahead_seconds": ("max_ahead_seconds", 60, 7 * 86400),
+    "alarm_burst_bits": ("alarm_burst_bits", 4, 32),
+}
+
+
+def _limits(jt, kind=SessionLimits, keys=LIMIT_KEYS):
+    defaults = kind()
     values = {}
-    for key, (name, low, high) in LIMIT_KEYS.items():
+    for key, (name, low, high) in keys.items():
         default = getattr(defaults, name)
         value = jt.number(key, default, low, high)
         values[name] = type(default)(value)
-    if values["reassembly_total_bytes"] < values["reassembly_session_bytes"]:
+    if kind is SessionLimits and values["reassembly_total_bytes"] < values["reassembly_session_bytes"]:
         raise jt.error("reassembly_total_bytes", "smaller than reassembly_session_bytes",
                        "make the total at least one session's bound")
-    return SessionLimits(**values)
+    return kind(**values)
 
 
 def _edge(root, base_dir):

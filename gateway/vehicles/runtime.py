@@ -30,7 +30,8 @@ class VehicleCenter:
         self.listen = settings.listen
         self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
-                                  session_timeout=settings.session_timeout, limits=settings.limits)
+                                  session_timeout=settings.session_timeout, limits=settings.limits,
+                                  report_limits=settings.report_limits)
 
     async def start(self):
         await self.server.start(*self.listen)

@@ -42,7 +42,7 @@ from gateway.vehicles.codes import OFFLINE_CODE, SOURCE_JT808, EMERGENCY_BIT, ma
 from gateway.event import PRIORITY_LIFE_SAFETY
 from gateway.pipeline import InvalidEvent
 from gateway.vehicles.registry import RESULT_OK, describe_register_result, normalise_phone
-from gateway.vehicles.reports import report_events
+from gateway.vehicles.reports import ReportLimits, report_events
 
 log = logging.getLogger("jifang.vehicles.jt808")
 
@@ -165,7 +165,7 @@ class Session:
 
 class JT808Server:
     def __init__(self, registry, submit, *, rules=None, session_timeout=180.0, limits=SessionLimits(),
-                 clock=time.monotonic):
+                 report_limits=ReportLimits(), clock=time.monotonic):
         """`submit(event)`: the pipeline's submit (returns after commit).
         `rules`: a FleetRules run on every position, or None."""
         self.registry = registry
@@ -173,6 +173,7 @@ class JT808Server:
         self.rules = rules
         self.session_timeout = session_timeout
         self.limits = limits
+        self.report_limits = report_limits
         self.clock = clock
         self.reassembly_bytes = 0    # held by every session's reassembler together
         self.refused = Counter()     # reason -> frames refused (for /metrics)
@@ -205,7 +206,15 @@ class JT808Server:
         tasks = [t for t in (self._watchdog, *self._tasks) if t]
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
-            await self._server.wait_closed()
+            # wait_closed waits for every connection to go, and a close waits to flush
+            # to a peer that may not be reading: those are aborted after a moment.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), 5.0)
+            except asyncio.TimeoutError:
+                for session in list(self.sessions):
+                    session.abort()
+                log.warning("JT/T 808 connections aborted at stop", extra={"sessions": len(self.sessions)})
+                await self._server.wait_closed()
             self._server = None
 
     # -- what the console / gateway calls ------------------------------------------
@@ -488,12 +497,16 @@ class JT808Server:
             else:
                 body = pos.encode(msg.version)
                 raw = body.hex()
-            new_events, bits, edge = report_events(vehicle, bits, edge, pos, msg.version, raw, body, last_fix)
+            new_events, bits, edge = report_events(vehicle, bits, edge, pos, msg.version, raw, body, last_fix,
+                                                   self.report_limits)
             events += new_events
             position_event = new_events[0]
             if position_event.position is not None:
                 last_fix = position_event.position
-            if self.rules is not None:
+            if "refused" in position_event.values:
+                # stored as refused, with its reason: no rule may act on an impossible position
+                self.refused["report with impossible values"] += 1
+            elif self.rules is not None:
                 events += self.rules.observe(vehicle, position_event.device_time, pos.lat, pos.lon, pos.speed,
                                              position_event.position is not None)
         try:
