@@ -34,8 +34,10 @@ def add_arguments(parser):
                         help="MicroPython firmware .bin: erase the chip and write it first")
     parser.add_argument("--generate-secrets", action="store_true",
                         help="make a DC-09 key (and an installer code) for rows without one; kept in --secrets")
-    parser.add_argument("--secrets", metavar="FILE",
-                        help="generated secrets (0600 JSON); default: CSV name + .secrets.json beside it")
+    parser.add_argument("--secrets", "--secrets-out", dest="secrets", metavar="FILE",
+                        help="generated secrets (0600 JSON); default: ~/.local/share/jifang/secrets/CSV-NAME-HASH"
+                             ".secrets.json, outside the work tree (or CSV-NAME.secrets.json beside the CSV when an "
+                             "older run left one there)")
     parser.add_argument("--registry", metavar="FILE",
                         help="the gateway's [[devices]] TOML; default: registry.toml in the image directory")
     parser.add_argument("--hardware", metavar="JSON",

@@ -104,6 +104,28 @@ def esptool_output(log, progress=lambda cur, total: None):
         EspLog.instance = previous
 
 
+def secrets_home():
+    """Where generated secrets go by default: the user's data directory, outside any
+    work tree ($XDG_DATA_HOME/jifang/secrets, else ~/.local/share/jifang/secrets)."""
+    import os
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "jifang" / "secrets"
+
+
+def default_secrets_path(csv_path):
+    """The secrets file of one CSV: beside it only when one is already there (an
+    older run's, so a re-run keeps its keys and skips what it provisioned), else
+    in secrets_home(), named after the CSV and its absolute path (two sites'
+    compound.csv do not share keys). A secrets file beside the CSV sat in the
+    repository for the README's own example: 50 AES keys and PINs, not ignored."""
+    import hashlib
+    legacy = csv_path.with_name(csv_path.stem + ".secrets.json")
+    if legacy.exists():
+        return legacy
+    tag = hashlib.sha256(str(csv_path.resolve()).encode()).hexdigest()[:8]
+    return secrets_home() / ("%s-%s.secrets.json" % (csv_path.stem, tag))
+
+
 class Provisioning:
     def __init__(self, args, link_factory, out):
         self.args, self.link_factory, self.out = args, link_factory, out
@@ -112,8 +134,7 @@ class Provisioning:
         self.image_dir = Path(args.out or args.build_dir or ROOT / "build" / "flash" / self.csv.stem)
         self.logs = Path(args.logs) if args.logs else self.image_dir / "logs"
         self.registry = Path(args.registry) if args.registry else self.image_dir / "registry.toml"
-        secrets = args.secrets or self.csv.with_name(self.csv.stem + ".secrets.json")
-        self.secrets_path = Path(secrets)
+        self.secrets_path = Path(args.secrets) if args.secrets else default_secrets_path(self.csv)
         self.firmware = None
         self.firmware_path = Path(args.firmware) if args.firmware else None
         self.hardware = None
@@ -150,6 +171,9 @@ class Provisioning:
         if ready:        # never replace a registry with an empty one because of a broken CSV
             provision.write_private(self.registry, provision.registry_toml([s for s, _, _ in ready], self.csv.name))
             self.say("registry for the gateway (%d devices): %s" % (len(ready), self.registry))
+        if self.args.generate_secrets and store.data:
+            self.say("generated keys and installer codes: %s (owner only; keep it out of any repository)"
+                     % self.secrets_path)
         for o in outcomes:
             self.say("  invalid: %s" % o.reason)
         try:
