@@ -147,3 +147,28 @@ def test_limit_keys_defaults_and_range():
         with pytest.raises(ConfigError) as e:
             vehicles_config.from_dict({"jt808": dict(base, **{key: value})})
         assert "jt808.%s" % key in str(e.value)
+
+
+async def test_refusals_and_closes_are_in_metrics(tmp_path):
+    """What the limits refused and closed shows on /metrics, by reason."""
+    from gateway.metrics import Metrics
+    from gateway.vehicles.runtime import VehicleCenter
+    from tests.support.ports import free_port
+    vc = vehicles_config.from_dict({"jt808": {"listen": "127.0.0.1:%d" % free_port(), "unauthenticated_max_refused": 1},
+                                    "vehicles": {"fleet": [{"phone": ESCORT.phone, "plate": ESCORT.plate}]}})
+    vehicle_center = VehicleCenter(vc, Recorder().submit)
+    metrics = Metrics()
+    metrics.add_gauges(vehicle_center.gauges)
+    await vehicle_center.start()
+    try:
+        t = Terminal(ESCORT.phone, ESCORT.plate)
+        await t.connect(*vc.jt808.listen)
+        assert await answers_then_closed(t, [subpackage(t, 0, 2, 1)]) == [1]
+        await wait_for(lambda: not t.connected, what="closed at the first refused frame")
+        await t.close()
+        text = metrics.render()
+        assert 'jifang_jt808_refused_total{reason="subpackage before authentication"} 1' in text
+        assert 'jifang_jt808_closed_total{reason="unauthenticated_refused"} 1' in text
+        assert "# TYPE jifang_jt808_refused_total counter" in text and "jifang_jt808_reassembly_bytes 0" in text
+    finally:
+        await vehicle_center.stop()
