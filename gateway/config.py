@@ -97,6 +97,7 @@ class Config:
     secrets: list                  # every secret string, so logs can scrub them
     vehicles: object = None        # gateway.vehicles.config.VehiclesConfig, when [jt808]/[vehicles]/[edge] is there
     console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
+    replay_cache_size: int = 65536  # DC-09 messages remembered to refuse replays (sources/dc09.ReplayCache)
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -250,10 +251,14 @@ def from_dict(data, base_dir=Path("."), source="config"):
                             "set %d or more" % MIN_RETENTION_DAYS)
     purge_interval = store.number("purge_interval_hours", 24, 1) * 3600
 
-    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds"])
+    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds",
+                                       "replay_cache_size"])
     receiver_listen = receiver.address("listen")
     ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
     behind = receiver.number("timestamp_behind_seconds", 40, 0, 3600)
+    # 65,536 entries cover 1,000 encrypted messages a second over the 60 s window, in
+    # about 16 MB; a center taking more than that sets it higher.
+    replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
 
     sup = root.table("supervision", ["learned_interval_factor"])
     factor = sup.number("learned_interval_factor", 3, 1.5, 100)
@@ -353,4 +358,5 @@ def from_dict(data, base_dir=Path("."), source="config"):
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
-                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console)
+                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
+                  replay_cache_size=replay_cache_size)
