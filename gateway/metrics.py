@@ -24,6 +24,9 @@ HELP = {
     "jifang_oldest_unforwarded_seconds": ("gauge", "Age of the oldest event waiting in a forwarder's outbox"),
     "jifang_connections": ("gauge", "Open DC-09 TCP connections"),
     "jifang_forwarder_connected": ("gauge", "1 when a forwarder's upstream is reachable"),
+    "jifang_jt808_refused_total": ("counter", "JT/T 808 frames refused (answered failure), by reason"),
+    "jifang_jt808_closed_total": ("counter", "JT/T 808 connections closed by a limit, by reason"),
+    "jifang_jt808_reassembly_bytes": ("gauge", "JT/T 808 subpackage bytes held across sessions"),
 }
 
 
