@@ -44,3 +44,10 @@ def pg_db(postgres_server):
     name = "t%d" % next(_databases)
     postgres_server.create_database(name)
     return postgres_server, name
+
+
+@pytest.fixture
+def pg_log(postgres_server):
+    """A fresh database holding an event log: (server, database name, gateway URL)."""
+    name = "log%d" % next(_databases)
+    return postgres_server, name, postgres_server.event_log(name)

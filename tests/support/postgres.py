@@ -27,6 +27,8 @@ from pathlib import Path
 from tests.support.ports import free_port
 
 SUPERUSER = "postgres"
+OWNER_ROLE = "jifang_owner"        # owns the log's tables, triggers and purge function
+GATEWAY_ROLE = "jifang_gateway"    # what the gateways connect as: SELECT and INSERT on the log
 
 
 def postgres_bindir():
@@ -128,6 +130,23 @@ class PostgresServer:
         import psycopg
         with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
             conn.execute('CREATE DATABASE "%s" OWNER "%s"' % (name, owner))
+
+    def ensure_role(self, role):
+        import psycopg
+        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                conn.execute('CREATE ROLE "%s" LOGIN' % role)
+
+    def event_log(self, name):
+        """A database holding a jifang event log as a real deployment has it: owned by
+        `jifang_owner` (not a superuser), used by the gateways as `jifang_gateway`.
+        Returns the gateways' URL."""
+        from gateway.pgstore import install_schema
+        self.ensure_role(OWNER_ROLE)
+        self.ensure_role(GATEWAY_ROLE)
+        self.create_database(name, OWNER_ROLE)
+        install_schema(self.url(name, OWNER_ROLE), GATEWAY_ROLE)
+        return self.url(name, GATEWAY_ROLE)
 
 
 @contextlib.contextmanager
