@@ -14,21 +14,13 @@ from protocols import contactid
 EVENT_CLASSES = contactid.EVENT_CLASSES + ("telemetry",)
 CATEGORIES = contactid.CATEGORIES
 
-# Priority tiers: every queue in the gateway serves a lower number first.
-# Life safety (every Contact ID 1xx: burglary, panic, duress, fire, medical, tamper,
-# gas) is tier 0; faults that stop alarms getting through are tier 1; the rest
-# (openings/closings, tests, telemetry, positions) can wait.
-PRIORITY_LIFE_SAFETY = 0
-PRIORITY_TROUBLE = 1
-PRIORITY_ROUTINE = 2
-
-
-def priority_of(event_class):
-    if event_class == "alarm":
-        return PRIORITY_LIFE_SAFETY
-    if event_class in ("trouble", "bypass"):
-        return PRIORITY_TROUBLE
-    return PRIORITY_ROUTINE
+# Priority tiers (every queue in the gateway serves a lower number first) and
+# which class sits in which: one table for the gateway and the panel's queue,
+# protocols/contactid_classes.py. Telemetry and status are routine.
+PRIORITY_LIFE_SAFETY = contactid.PRIORITY_LIFE_SAFETY
+PRIORITY_TROUBLE = contactid.PRIORITY_TROUBLE
+PRIORITY_ROUTINE = contactid.PRIORITY_ROUTINE
+priority_of = contactid.priority_of
 
 
 @dataclass(frozen=True)

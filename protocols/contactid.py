@@ -6,8 +6,13 @@
 #   3 restore or closing, 6 previously reported / status), event code, group or
 #   partition, zone or user, check digit.
 #
-# The event class and category are derived from code ranges here, so a panel does
-# not carry the name table (contactid_codes.py, loaded only by describe()).
+# The event class, category and priority come from the code-range table in
+# contactid_classes.py (kept apart: the panel's queue loads it without this module);
+# the name table (contactid_codes.py) is loaded only by describe().
+from protocols.contactid_classes import (EVENT_CLASSES, CATEGORIES, PRIORITY_LIFE_SAFETY,  # noqa: F401
+                                         PRIORITY_TROUBLE, PRIORITY_ROUTINE, priority_of, priority,
+                                         classify)
+
 
 class ContactIDError(ValueError):
     pass
@@ -17,12 +22,6 @@ QUALIFIER_NEW = 1
 QUALIFIER_RESTORE = 3
 QUALIFIER_STATUS = 6
 QUALIFIERS = (QUALIFIER_NEW, QUALIFIER_RESTORE, QUALIFIER_STATUS)
-
-# Event classes the gateway routes on, and the finer categories forwarder filters use.
-EVENT_CLASSES = ("alarm", "trouble", "open_close", "access", "bypass", "test", "other")
-CATEGORIES = ("medical", "fire", "panic", "duress", "burglary", "tamper", "gas",
-              "environmental", "power", "communication", "system", "access",
-              "arming", "bypass", "test", "other")
 
 # DTMF digit values: "0" is sent as 10 ("A"); B-F are 11-15 (DC-05 section 2.1).
 _HEX = "0123456789ABCDEF"
@@ -43,59 +42,6 @@ def check_digit(digits15):
     s = 15 - total % 15
     # s is 1..15; a value of 10 is written "0", 15 as "F" (sum already a multiple of 15).
     return "0" if s == 10 else _HEX[s]
-
-
-def classify(code):
-    """(event_class, category) for a 3-digit event code, from DC-05's code ranges."""
-    if 100 <= code <= 102:
-        return "alarm", "medical"
-    if 110 <= code <= 118:
-        return "alarm", "fire"
-    if code in (121, 124, 125):
-        return "alarm", "duress"
-    if 120 <= code <= 129:
-        return "alarm", "panic"
-    if code in (137, 144, 145):
-        return "alarm", "tamper"
-    if 130 <= code <= 139 or code == 146:
-        return "alarm", "burglary"
-    if code in (151, 157):
-        return "alarm", "gas"
-    if 150 <= code <= 169:
-        return "alarm", "environmental"
-    if 140 <= code <= 149:
-        return "alarm", "other"
-    if 100 <= code <= 199:
-        return "alarm", "other"
-    if 200 <= code <= 299:
-        return "trouble", "fire"            # fire supervisory
-    if code in (301, 302, 309, 311, 312, 337, 338, 342, 384):
-        return "trouble", "power"
-    if code in (341, 383):
-        return "trouble", "tamper"
-    if 350 <= code <= 359:
-        return "trouble", "communication"
-    if 373 <= code <= 378:
-        return "trouble", "fire"
-    if 300 <= code <= 399:
-        return "trouble", "system"
-    if code in (423, 426):                  # door forced open, door held (propped) open
-        return "alarm", "access"
-    if 421 <= code <= 434 or code in (461, 462):
-        return "access", "access"
-    if 410 <= code <= 419:
-        return "other", "system"            # remote access, up/download
-    if code == 465:
-        return "other", "panic"             # panic alarm reset
-    if 400 <= code <= 499:
-        return "open_close", "arming"
-    if 500 <= code <= 599:
-        return "bypass", "bypass"
-    if code == 624:                         # event log overflow: events were lost
-        return "trouble", "system"
-    if 600 <= code <= 619:
-        return "test", "test"
-    return "other", "system" if 620 <= code <= 699 else "other"
 
 
 def describe(code):

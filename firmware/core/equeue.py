@@ -5,6 +5,10 @@
 #   | 20 state (0xFF pending, 0x00 done) | 21..23 0xFF
 # payload: seq u32 | time u32 | qualifier u8 | partition u8 | code u16 | zone u16
 #          | priority u8 | flags u8            (little-endian)
+# priority: the Contact ID tier of the code (protocols/contactid_classes.py: 0 life
+# safety, 1 trouble, 2 routine), the same table the gateway routes by. It is kept
+# for diagnostics; at boot a record is ranked from its code, so records written by
+# firmware that counted priorities the other way (3 = alarm) are ranked right.
 #
 # Journal rules: a new record is written only into a free slot (done or invalid),
 # in one write, then flushed: that is the commit. Acknowledging writes the single
@@ -15,16 +19,18 @@
 # across restarts (max valid seq + 1).
 #
 # Bounded: `capacity` slots (>= 1,000). When full, the lowest-priority oldest
-# pending event is dropped (telemetry/test before open-close before troubles before
-# alarms); a new event of lower priority than everything queued is dropped instead.
+# pending event is dropped (routine before troubles before alarms, the gateway's
+# tiers); a new event of lower priority than everything queued is dropped instead.
 # Every drop is counted and reported with Contact ID 624 (event log overflow).
 #
-# RAM: 3 bytes a slot (state+priority, low 16 bits of seq: pending events span far
-# less than 32,768 seqs, so order is compared modulo 2^16), 3 KB for 1,024 slots;
+# RAM: 3 bytes a slot (a rank byte: 0 free, else 1 + PRIORITY_ROUTINE - tier, higher
+# is more urgent; the low 16 bits of seq: pending events span far less than 32,768
+# seqs, so order is compared modulo 2^16), 3 KB for 1,024 slots;
 # a 24-byte buffer reused for every read and write (no allocation per event).
 import struct
 from core.compat import const
 from protocols.crc import crc16_arc
+from protocols.contactid_classes import priority, PRIORITY_TROUBLE, PRIORITY_ROUTINE
 
 SLOT = const(24)
 _MAGIC = const(0xA5)
@@ -32,26 +38,11 @@ _PAYLOAD = const(16)
 _STATE_OFF = const(20)
 FMT = "<IIBBHHBB"
 
-_PRIO_TELEMETRY = const(0)
-_PRIO_OPEN_CLOSE = const(1)
-_PRIO_TROUBLE = const(2)
-PRIO_ALARM = const(3)
-
 _CODE_OVERFLOW = const(624)
 
 
-def priority(code):
-    """Queue priority from the Contact ID event code (life safety first)."""
-    if code in (423, 424, 426, 121):        # forced door, egress denied, propped, duress
-        return PRIO_ALARM if code != 426 else _PRIO_TROUBLE
-    d = code // 100
-    if d == 1:
-        return PRIO_ALARM
-    if d == 3:
-        return _PRIO_TROUBLE
-    if d == 4 or d == 5:
-        return _PRIO_OPEN_CLOSE
-    return _PRIO_TELEMETRY
+def _rank(tier):
+    return 1 + PRIORITY_ROUTINE - tier
 
 
 try:
@@ -72,7 +63,7 @@ class EventQueue:
         self._mv = memoryview(self._buf)
         self._head = self._mv[0:18]              # what the CRC covers
         self._one = bytearray(1)
-        self.meta = bytearray(capacity)          # 0 free, 1 + priority pending
+        self.meta = bytearray(capacity)          # 0 free, else the rank (_rank)
         self.seqs = array("H", bytes(2 * capacity))
         self.next_seq = 1
         self.pos = 0                             # next slot to try (round robin)
@@ -110,9 +101,10 @@ class EventQueue:
             seq = struct.unpack_from("<I", buf, 2)[0]
             self.seqs[i] = seq & 0xFFFF
             if buf[_STATE_OFF] == 0xFF:
-                self.meta[i] = 1 + buf[16]
+                code = struct.unpack_from("<H", buf, 12)[0]
+                self.meta[i] = _rank(priority(code))
                 self.pending += 1
-                if struct.unpack_from("<H", buf, 12)[0] == _CODE_OVERFLOW:
+                if code == _CODE_OVERFLOW:
                     self._overflow_slot = i
             if seq > best:
                 best = seq
@@ -149,10 +141,10 @@ class EventQueue:
             pass
 
     # -- API --------------------------------------------------------------
-    def push(self, qualifier, code, partition=0, zone=0, prio=None, flags=0, when=None):
-        """Commit one event; returns its seq, or 0 when it was itself dropped."""
-        if prio is None:
-            prio = priority(code)
+    def push(self, qualifier, code, partition=0, zone=0, flags=0, when=None):
+        """Commit one event; returns its seq, or 0 when it was itself dropped. Its
+        priority is the code's (contactid_classes.priority), nothing else."""
+        prio = priority(code)
         slot = self._free_slot(prio)
         if slot < 0:
             self.dropped += 1
@@ -182,7 +174,7 @@ class EventQueue:
         b[22] = 0xFF
         b[23] = 0xFF
         self._write_slot(slot)
-        self.meta[slot] = 1 + prio
+        self.meta[slot] = _rank(prio)
         self.seqs[slot] = seq & 0xFFFF
         self.pending += 1
         self.pos = (slot + 1) % self.capacity
@@ -213,7 +205,7 @@ class EventQueue:
                 victim = i
                 vp = m
                 vs = seqs[i]
-        if victim < 0 or vp - 1 > prio:
+        if victim < 0 or vp > _rank(prio):   # everything queued matters more
             return -1
         self._set_done(victim)
         self.dropped += 1
@@ -227,9 +219,9 @@ class EventQueue:
         if o >= 0 and self.meta[o]:
             return
         n = self.dropped if self.dropped < 999 else 999
-        slot = self._free_slot(_PRIO_TROUBLE)
+        slot = self._free_slot(PRIORITY_TROUBLE)
         if slot >= 0:
-            self._write(slot, 1, _CODE_OVERFLOW, 0, n, _PRIO_TROUBLE, 0, None)
+            self._write(slot, 1, _CODE_OVERFLOW, 0, n, PRIORITY_TROUBLE, 0, None)
         self._drop_noted = False
 
     def next(self):

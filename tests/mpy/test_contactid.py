@@ -1,5 +1,5 @@
 # Runs on MicroPython (tests/test_on_micropython.py) and on CPython (pytest).
-from protocols import contactid
+from protocols import contactid, contactid_classes
 from protocols.contactid import ContactIDError, Report
 
 
@@ -63,13 +63,30 @@ def test_classes_the_gateway_routes_on():
         350: ("trouble", "communication"), 354: ("trouble", "communication"),
         373: ("trouble", "fire"), 383: ("trouble", "tamper"), 384: ("trouble", "power"),
         401: ("open_close", "arming"), 441: ("open_close", "arming"), 456: ("open_close", "arming"),
-        421: ("access", "access"), 423: ("alarm", "access"), 426: ("alarm", "access"),
+        421: ("access", "access"), 423: ("alarm", "access"), 424: ("access", "access"),
+        426: ("trouble", "access"), 427: ("trouble", "access"), 432: ("trouble", "access"),
         570: ("bypass", "bypass"), 574: ("bypass", "bypass"),
         601: ("test", "test"), 602: ("test", "test"), 607: ("test", "test"),
         624: ("trouble", "system"), 625: ("other", "system"), 627: ("other", "system"),
     }
     for code, expected in cases.items():
         assert contactid.classify(code) == expected, code
+
+
+def test_priority_tiers():
+    # DC-05 4xx access control: forced access is an alarm, a propped door a trouble,
+    # egress denied a routine record (contactid_classes.py cites the code list).
+    assert contactid.priority(423) == contactid.PRIORITY_LIFE_SAFETY
+    assert contactid.priority(426) == contactid.PRIORITY_TROUBLE
+    assert contactid.priority(424) == contactid.PRIORITY_ROUTINE
+    assert contactid.priority(121) == contactid.PRIORITY_LIFE_SAFETY
+    assert contactid.priority(200) == contactid.PRIORITY_TROUBLE      # fire supervisory
+    assert contactid.priority(570) == contactid.PRIORITY_TROUBLE      # a bypassed zone
+    assert contactid.priority(602) == contactid.PRIORITY_ROUTINE
+    rows = contactid_classes.rows()
+    assert rows[0][0] == 0 and rows[-1][1] == 999
+    for a, b in zip(rows, rows[1:]):
+        assert b[0] == a[1] + 1 and (a[2], a[3]) != (b[2], b[3])    # contiguous, no redundant row
 
 
 def test_qualifiers():

@@ -8,7 +8,10 @@ except ImportError:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "firmware"))
 
 import os
-from core.equeue import EventQueue, SLOT, PRIO_ALARM
+import struct
+from core.equeue import EventQueue, SLOT, FMT
+from protocols.contactid_classes import PRIORITY_LIFE_SAFETY
+from protocols.crc import crc16_arc
 
 PATH = "/tmp/jf_fw_queue_test.bin"
 
@@ -54,7 +57,37 @@ def test_alarms_go_first():
         q.read(s)
         order.append(q.fields[4])
         q.ack(s)
-    assert order == [130, 301, 401, 602]
+    # The gateway's tiers (contactid_classes): alarm, trouble, then routine in the
+    # order queued (a test report and a closing are both routine).
+    assert order == [130, 301, 602, 401]
+    q.close()
+
+
+def test_records_of_older_firmware_are_ranked_by_the_table():
+    """Firmware before the shared table stored a priority counting up (3 = alarm) and
+    called 424 (egress denied) an alarm. At boot a record is ranked from its code,
+    so 424 is routine and a trouble (301) goes before it."""
+    try:
+        os.remove(PATH)
+    except OSError:
+        pass
+    f = open(PATH, "wb")
+    for seq, code, old_prio in ((1, 424, 3), (2, 301, 2)):
+        rec = bytearray(SLOT)
+        rec[0] = 0xA5
+        rec[1] = 16
+        struct.pack_into(FMT, rec, 2, seq, 1000 + seq, 1, 0, code, 0, old_prio, 0)
+        c = crc16_arc(memoryview(rec)[0:18])
+        rec[18] = c & 0xFF
+        rec[19] = c >> 8
+        for i in range(20, 24):
+            rec[i] = 0xFF
+        f.write(rec)
+    f.close()
+    q = EventQueue(PATH, 16)
+    assert q.pending == 2 and q.discarded == 0
+    q.read(q.next())
+    assert q.fields[4] == 301
     q.close()
 
 
@@ -130,7 +163,7 @@ def test_full_of_alarms_drops_new_telemetry_not_alarms():
     for s in range(4):
         if q.meta[s]:
             q.read(s)
-            n += q.fields[6] == PRIO_ALARM
+            n += q.fields[6] == PRIORITY_LIFE_SAFETY
     assert n == 4                              # no alarm lost
     q.close()
 
