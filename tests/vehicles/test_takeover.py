@@ -148,3 +148,20 @@ def test_cli_release_and_list(tmp_path, capsys):
     [entry] = asyncio.run(entries())
     assert (entry["username"], entry["action"]) == ("li.wei", "vehicle-release")
     assert entry["purpose"] == "terminal re-registration: terminal swapped" and "T-0001" in entry["what"]
+
+
+def test_registration_keys_and_the_default_file_next_to_the_store(tmp_path):
+    from gateway import config as gateway_config
+    from gateway.config import ConfigError
+    data = {"store": {"path": str(tmp_path / "events.db")}, "jt808": {"listen": "127.0.0.1:1"}}
+    cfg = gateway_config.from_dict(data, tmp_path)
+    assert cfg.vehicles.jt808.registrations_path == tmp_path / "jt808-terminals.sqlite"
+    assert cfg.vehicles.jt808.release_window == 3600
+    data["jt808"].update(registrations_path="terminals.sqlite", release_window_seconds=600)
+    cfg = gateway_config.from_dict(data, tmp_path)
+    assert cfg.vehicles.jt808.registrations_path == tmp_path / "terminals.sqlite"
+    assert cfg.vehicles.jt808.release_window == 600
+    data["jt808"]["release_window_seconds"] = 10
+    with pytest.raises(ConfigError) as e:
+        gateway_config.from_dict(data, tmp_path)
+    assert "jt808.release_window_seconds" in str(e.value)
