@@ -229,9 +229,15 @@ class PgEventLog:
     (in order, like SQLite's), reads from its reader threads. The pool replaces a
     connection that broke (PostgreSQL restarted) on the next borrow."""
 
-    def __init__(self, url, pool_size=4, connect_timeout=5):
+    # The steps of an append, in order; `on_step(step, conn)`, when set, is called at
+    # each: tests/cluster/test_chain_property.py kills the writer (its process or its
+    # connection) between any two of them.
+    APPEND_STEPS = ("begun", "locked", "looked_up", "inserted", "notified", "committed")
+
+    def __init__(self, url, pool_size=4, connect_timeout=5, on_step=None):
         from psycopg_pool import ConnectionPool
         self.url = url
+        self.on_step = on_step
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
                                    check=ConnectionPool.check_connection,
                                    kwargs={"connect_timeout": connect_timeout, "application_name": "jifang"})
@@ -264,10 +270,14 @@ class PgEventLog:
 
     def _append(self, events):
         keys = [ev.dedup_key for ev in events]
+        step = self.on_step or (lambda name, conn: None)
         with self.pool.connection() as conn:
             with conn.transaction():
+                step("begun", conn)
                 head_id, prev = conn.execute("SELECT * FROM lock_chain_head()").fetchone()
+                step("locked", conn)
                 seen = {r[0] for r in conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))}
+                step("looked_up", conn)
                 from gateway.store import row_hash
                 ids, rows = [], []
                 row_id = head_id + 1
@@ -288,7 +298,10 @@ class PgEventLog:
                         cur.executemany(
                             "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms,"
                             " body, prev_hash, hash) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+                    step("inserted", conn)
                     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+                step("notified", conn)
+            step("committed", conn)
         return ids
 
     def head_id(self):
