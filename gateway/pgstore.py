@@ -382,12 +382,17 @@ class PgEventLog:
     # -- supervision --------------------------------------------------------------
 
     def open_communication_troubles(self):
+        return set(self.communication_troubles_since())
+
+    def communication_troubles_since(self):
+        """{account: wall-clock ms its open communication trouble was raised}: a new
+        watcher restores those heard from since, on any node."""
         latest = {}
         for (body,) in self._read("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
             d = json.loads(body)
             if d["code"] == 350 and d["source"] == "supervision":
-                latest[d["account"]] = d["qualifier"]
-        return {acct for acct, q in latest.items() if q == 1}
+                latest[d["account"]] = (d["qualifier"], d["received_at_ms"])
+        return {acct: ms for acct, (q, ms) in latest.items() if q == 1}
 
     def record_heard(self, heard):
         """heard: {account: (wall-clock ms, learned interval seconds or None)}. Keeps
