@@ -287,42 +287,55 @@ class PgEventLog:
                     raise
 
     def _append(self, events):
+        """Three round trips whatever the batch size: the lock and the key lookup go
+        together (pipeline mode: the server runs them in order, the lookup after the
+        lock is granted), then the insert, notify and COMMIT together; the pool's
+        check of the connection is the third."""
+        from gateway.store import row_hash
         keys = [ev.dedup_key for ev in events]
-        step = self.on_step or (lambda name, conn: None)
         with self.pool.connection() as conn:
-            with conn.transaction():
-                step("begun", conn)
-                head_id, prev = conn.execute("SELECT * FROM lock_chain_head()").fetchone()
-                step("locked", conn)
-                seen = {r[0] for r in conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))}
-                step("looked_up", conn)
-                from gateway.store import row_hash
-                ids, rows = [], []
-                row_id = head_id + 1
-                for ev, key in zip(events, keys):
-                    if key in seen:
-                        ids.append(None)
-                        continue
-                    seen.add(key)
-                    body = ev.to_json()
-                    h = row_hash(row_id, "event", prev, body)
-                    rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms,
-                                 body, prev, h))
-                    ids.append(row_id)
-                    prev = h
-                    row_id += 1
-                if rows:
-                    # One statement for the batch (arrays unnested by the server): one
-                    # round trip, and the chain trigger checks the batch once.
-                    conn.execute(
-                        "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms,"
-                        " body, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[],"
-                        " %s::text[], %s::text[], %s::integer[], %s::bigint[], %s::text[], %s::text[], %s::text[])",
-                        [list(column) for column in zip(*rows)])
-                    step("inserted", conn)
-                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
-                step("notified", conn)
-            step("committed", conn)
+            with conn.pipeline() as pipeline:
+
+                def step(name):
+                    if self.on_step is not None:
+                        if name != "committed":
+                            pipeline.sync()      # the step is a point the server has reached
+                        self.on_step(name, conn)
+                with conn.transaction():
+                    step("begun")
+                    head = conn.execute("SELECT * FROM lock_chain_head()")
+                    step("locked")
+                    found = conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))
+                    head_id, prev = head.fetchone()
+                    seen = {r[0] for r in found.fetchall()}
+                    step("looked_up")
+                    ids, rows = [], []
+                    row_id = head_id + 1
+                    for ev, key in zip(events, keys):
+                        if key in seen:
+                            ids.append(None)
+                            continue
+                        seen.add(key)
+                        body = ev.to_json()
+                        h = row_hash(row_id, "event", prev, body)
+                        rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority,
+                                     ev.received_at_ms, body, prev, h))
+                        ids.append(row_id)
+                        prev = h
+                        row_id += 1
+                    if rows:
+                        # One statement for the batch (arrays unnested by the server), so
+                        # the chain trigger checks the batch once.
+                        conn.execute(
+                            "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms,"
+                            " body, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[],"
+                            " %s::text[], %s::text[], %s::integer[], %s::bigint[], %s::text[], %s::text[],"
+                            " %s::text[])", [list(column) for column in zip(*rows)])
+                        step("inserted")
+                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+                    step("notified")
+            # Leaving the pipeline waited for the COMMIT's result: durable from here.
+            step("committed")
         return ids
 
     def head_id(self):
