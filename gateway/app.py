@@ -158,6 +158,8 @@ class Gateway:
     async def _forwarder_lost(self, fw):
         await cancel_and_wait(self._followers.pop(fw.name, None))
         await fw.stop()
+        fw.outbox.clear()
+        fw.connected = False
 
     async def _retention_acquired(self):
         self._purge_task = asyncio.create_task(self._purge_periodically(), name="purge")

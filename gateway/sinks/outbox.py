@@ -54,9 +54,14 @@ class Outbox:
     async def reload(self):
         """Start again from the store (cluster mode: this node just took the
         forwarder's lease, and the cursor may have moved on another node)."""
+        self.clear()
+        await self.load()
+
+    def clear(self):
+        """Forget what is queued (cluster mode: the lease went to another node, which
+        reloads the same events from the store)."""
         self.tiers = [collections.deque() for _ in self.tiers]
         self.dispatches.clear()
-        await self.load()
 
     async def poll_dispatches(self):
         """Queue the dispatches requested on any node (cluster mode: the console an
