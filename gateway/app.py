@@ -6,8 +6,14 @@
 
 Start-up opens the sinks before the sources, so nothing is accepted (and ACKed)
 before there is somewhere to put it; shutdown closes the sources first.
+
+Cluster mode (`[store] url = "postgresql://..."`, docs/cluster.md): every node
+runs the receivers and the console; each forwarder, supervision's watch and
+retention run on the node holding their lease (gateway/lease.py), and read what
+any node committed by following the shared log (gateway/follow.py).
 """
 import asyncio
+import functools
 import logging
 
 from gateway.metrics import Metrics
@@ -52,6 +58,15 @@ class Gateway:
         self.ops = None
         self._purge_task = None
         self._console = (console_stream, console_prefix)
+        self.cluster = config.cluster
+        self.leases = self.notifier = None
+        self._followers = {}
+        if self.cluster is not None:
+            from gateway.follow import LogNotifier
+            from gateway.lease import Leases
+            self.leases = Leases(config.store_url, self.cluster.node, self.cluster.lease_poll,
+                                 self.cluster.lease_timeout, self.metrics)
+            self.notifier = LogNotifier(config.store_url, self.cluster.follow_poll)
 
     async def start(self):
         # Before anything listens: a key copied from examples/ is public.
@@ -59,16 +74,27 @@ class Gateway:
         refuse_example_secrets(self.config)
         self.config.store_path.parent.mkdir(parents=True, exist_ok=True)
         await self.store.open()
+        if self.cluster is not None:
+            self.notifier.start()
         for spec in self.config.forwarders:
             outbox = Outbox(spec, self.store, self.metrics)
-            await outbox.load()
+            fw = make_forwarder(spec, outbox, self.metrics, self.config.name, *self._console)
+            if self.cluster is not None:
+                self.leases.add("forwarder:" + spec.name, functools.partial(self._forwarder_acquired, fw),
+                                functools.partial(self._forwarder_lost, fw))
+            else:
+                await outbox.load()
+                self.pipeline.add_listener(outbox.offer)
             self.outboxes.append(outbox)
-            self.pipeline.add_listener(outbox.offer)
-            self.forwarders.append(make_forwarder(spec, outbox, self.metrics, self.config.name, *self._console))
+            self.forwarders.append(fw)
         self.pipeline.start()
-        await self.supervision.start(self.store)
-        for fw in self.forwarders:
-            fw.start()
+        if self.cluster is not None:
+            await self.supervision.start_shared(self.store, self.cluster.heard_flush)
+            self.leases.add("supervision", self.supervision.take_over, self.supervision.hand_over)
+        else:
+            await self.supervision.start(self.store)
+            for fw in self.forwarders:
+                fw.start()
         vehicles = self.config.vehicles
         if vehicles is not None and vehicles.jt808 is not None:
             from gateway.vehicles.runtime import VehicleCenter
@@ -97,9 +123,69 @@ class Gateway:
                 self, self.config.console, dispatch=self.dispatch,
                 geofences=vehicles.rules.geofences if vehicles is not None else (),
                 on_disposed=self.alarm_disposed)
+        if self.cluster is not None:
+            self.leases.add("retention", self._retention_acquired, self._retention_lost)
+            self.leases.start()
+        else:
+            self._purge_task = asyncio.create_task(self._purge_periodically(), name="purge")
+        log.info("gateway started", extra={"store": str(self.config.store_url or self.config.store_path),
+                                           "forwarders": [f.name for f in self.forwarders],
+                                           "node": self.cluster.node if self.cluster else None})
+
+    # -- cluster mode: the leased work ------------------------------------------------
+
+    async def _forwarder_acquired(self, fw):
+        """This node now runs forwarder `fw`: resume from the shared cursor, follow the
+        log from there, and take dispatches requested on any node."""
+        await fw.outbox.reload()
+        self._followers[fw.name] = asyncio.create_task(self._follow_for(fw.outbox), name="follow-" + fw.name)
+        fw.start()
+
+    async def _follow_for(self, outbox):
+        from gateway.follow import follow
+        dispatches = asyncio.create_task(self._poll_dispatches(outbox))
+        try:
+            await follow(self.store, outbox.last_seen, outbox.offer, self.notifier, self.cluster.follow_poll,
+                         outbox.name)
+        finally:
+            await cancel_and_wait(dispatches)
+
+    async def _poll_dispatches(self, outbox):
+        while True:
+            await asyncio.sleep(self.cluster.follow_poll)
+            try:
+                await outbox.poll_dispatches()
+            except Exception as exc:
+                log.warning("cannot read dispatches", extra={"forwarder": outbox.name, "error": repr(exc)})
+
+    async def _forwarder_lost(self, fw):
+        await cancel_and_wait(self._followers.pop(fw.name, None))
+        await fw.stop()
+        fw.outbox.clear()
+        fw.connected = False
+
+    async def _retention_acquired(self):
         self._purge_task = asyncio.create_task(self._purge_periodically(), name="purge")
-        log.info("gateway started", extra={"store": str(self.config.store_path),
-                                           "forwarders": [f.name for f in self.forwarders]})
+
+    async def _retention_lost(self):
+        await cancel_and_wait(self._purge_task)
+        self._purge_task = None
+
+    def subscribe_committed(self, listener):
+        """How the console hears of committed events. One node: the pipeline's
+        listener. Cluster: a follower of the shared log from its current head (a
+        coroutine: the head is read before it returns, so nothing after it is missed),
+        so events committed on any node appear on this node's console."""
+        if self.cluster is None:
+            return self.pipeline.add_listener(listener)
+        return self._subscribe_shared(listener)
+
+    async def _subscribe_shared(self, listener):
+        from gateway.follow import follow
+        head = await self.store.head_id()
+        task = asyncio.create_task(follow(self.store, head, listener, self.notifier, self.cluster.follow_poll,
+                                          "console"), name="follow-console")
+        self._followers["(console)"] = task
 
     async def stop(self):
         if self.console is not None:
@@ -115,6 +201,10 @@ class Gateway:
             await self.vehicle_edge.stop()
         if self.vehicle_center is not None:
             await self.vehicle_center.stop()
+        if self.cluster is not None:
+            await self.leases.stop()          # stops the leased work: forwarders, supervision's watch, retention
+            await cancel_and_wait(*self._followers.values())
+            await self.notifier.stop()
         await self.supervision.stop()
         for fw in self.forwarders:
             await fw.stop()

@@ -40,6 +40,8 @@ class OpsServer:
             depth = fw.outbox.depth()
             forwarders[fw.name] = {"queued": depth, "oldest_s": round(fw.outbox.oldest_age(), 1),
                                    "connected": fw.connected}
+            if self.gateway.leases is not None:      # cluster: only the lease holder forwards
+                forwarders[fw.name]["lease_held"] = self.gateway.leases.held("forwarder:" + fw.name)
             if depth and not fw.connected:
                 problems.append("forwarder %s: %d queued, upstream unreachable" % (fw.name, depth))
         body = {"status": "degraded" if problems else "ok", "gateway": self.gateway.config.name,

@@ -13,9 +13,10 @@ goes with its connection.
 
 The database enforces the log's rules itself, whatever the gateway does:
 - the gateway's role (`gateway_role`) may SELECT and INSERT on `log`, nothing else;
-- `log_append` (BEFORE INSERT) refuses a row that does not continue the chain
-  (id = head + 1, prev_hash = head hash, hash = SHA-256 of the row) and moves
-  the head in the same transaction; only the purge function may add a purge row;
+- `log_append` (after each INSERT statement, on all its rows) refuses rows that do
+  not continue the chain (ids head + 1 .. without a gap, each prev_hash the hash
+  before it, each hash the SHA-256 of its row) and moves the head in the same
+  transaction; only the purge function may add a purge row;
 - `log_refuse` refuses every UPDATE and TRUNCATE, and every DELETE not made by
   `jifang_purge`, the one SECURITY DEFINER function that deletes: it applies
   retention (never under 30 days, never past a forwarder's watermark) and writes
@@ -94,28 +95,45 @@ LANGUAGE sql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
     SELECT last_id, last_hash FROM chain_head WHERE chain = 'log' FOR UPDATE
 $$;
 
+-- Checks each INSERT statement's rows as a whole (one statement = one batch of the
+-- pipeline): they continue the head without a gap, each links to the one before,
+-- each hash is the SHA-256 of its row. Then moves the head, once per statement.
 CREATE FUNCTION log_append() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
 DECLARE
     head chain_head%ROWTYPE;
+    n bigint;
+    lo bigint;
+    hi bigint;
+    bad bigint;
+    has_purge boolean;
 BEGIN
     SELECT * INTO head FROM chain_head WHERE chain = 'log' FOR UPDATE;
-    IF NEW.id <> head.last_id + 1 THEN
-        RAISE EXCEPTION 'log row % does not continue the chain (head is row %)', NEW.id, head.last_id;
+    SELECT count(*), min(id), max(id), bool_or(kind = 'purge') INTO n, lo, hi, has_purge FROM added;
+    IF n = 0 THEN
+        RETURN NULL;
     END IF;
-    IF NEW.prev_hash <> head.last_hash THEN
-        RAISE EXCEPTION 'log row % does not link to the hash of row %', NEW.id, head.last_id;
+    IF lo <> head.last_id + 1 OR hi - lo + 1 <> n THEN
+        RAISE EXCEPTION 'log rows %..% do not continue the chain (head is row %)', lo, hi, head.last_id;
     END IF;
-    IF NEW.hash <> row_hash(NEW.id, NEW.kind, NEW.prev_hash, NEW.body) THEN
-        RAISE EXCEPTION 'log row %: hash does not match its content', NEW.id;
+    SELECT a.id INTO bad FROM added a LEFT JOIN added p ON p.id = a.id - 1
+     WHERE a.prev_hash IS DISTINCT FROM (CASE WHEN a.id = lo THEN head.last_hash ELSE p.hash END)
+     ORDER BY a.id LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'log row % does not link to the hash of row %', bad, bad - 1;
     END IF;
-    IF NEW.kind = 'purge' AND NOT purging() THEN
+    SELECT id INTO bad FROM added WHERE hash IS DISTINCT FROM row_hash(id, kind, prev_hash, body) ORDER BY id LIMIT 1;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'log row %: hash does not match its content', bad;
+    END IF;
+    IF has_purge AND NOT purging() THEN
         RAISE EXCEPTION 'purge rows are written only by jifang_purge()';
     END IF;
-    UPDATE chain_head SET last_id = NEW.id, last_hash = NEW.hash WHERE chain = 'log';
-    RETURN NEW;
+    UPDATE chain_head SET last_id = hi, last_hash = (SELECT hash FROM added WHERE id = hi) WHERE chain = 'log';
+    RETURN NULL;
 END $$;
-CREATE TRIGGER log_append BEFORE INSERT ON log FOR EACH ROW EXECUTE FUNCTION log_append();
+CREATE TRIGGER log_append AFTER INSERT ON log REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION log_append();
 
 CREATE FUNCTION log_refuse() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
@@ -229,9 +247,15 @@ class PgEventLog:
     (in order, like SQLite's), reads from its reader threads. The pool replaces a
     connection that broke (PostgreSQL restarted) on the next borrow."""
 
-    def __init__(self, url, pool_size=4, connect_timeout=5):
+    # The steps of an append, in order; `on_step(step, conn)`, when set, is called at
+    # each: tests/cluster/test_chain_property.py kills the writer (its process or its
+    # connection) between any two of them.
+    APPEND_STEPS = ("begun", "locked", "looked_up", "inserted", "notified", "committed")
+
+    def __init__(self, url, pool_size=4, connect_timeout=5, on_step=None):
         from psycopg_pool import ConnectionPool
         self.url = url
+        self.on_step = on_step
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
                                    check=ConnectionPool.check_connection,
                                    kwargs={"connect_timeout": connect_timeout, "application_name": "jifang"})
@@ -263,32 +287,55 @@ class PgEventLog:
                     raise
 
     def _append(self, events):
+        """Three round trips whatever the batch size: the lock and the key lookup go
+        together (pipeline mode: the server runs them in order, the lookup after the
+        lock is granted), then the insert, notify and COMMIT together; the pool's
+        check of the connection is the third."""
+        from gateway.store import row_hash
         keys = [ev.dedup_key for ev in events]
         with self.pool.connection() as conn:
-            with conn.transaction():
-                head_id, prev = conn.execute("SELECT * FROM lock_chain_head()").fetchone()
-                seen = {r[0] for r in conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))}
-                from gateway.store import row_hash
-                ids, rows = [], []
-                row_id = head_id + 1
-                for ev, key in zip(events, keys):
-                    if key in seen:
-                        ids.append(None)
-                        continue
-                    seen.add(key)
-                    body = ev.to_json()
-                    h = row_hash(row_id, "event", prev, body)
-                    rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms,
-                                 body, prev, h))
-                    ids.append(row_id)
-                    prev = h
-                    row_id += 1
-                if rows:
-                    with conn.cursor() as cur:
-                        cur.executemany(
+            with conn.pipeline() as pipeline:
+
+                def step(name):
+                    if self.on_step is not None:
+                        if name != "committed":
+                            pipeline.sync()      # the step is a point the server has reached
+                        self.on_step(name, conn)
+                with conn.transaction():
+                    step("begun")
+                    head = conn.execute("SELECT * FROM lock_chain_head()")
+                    step("locked")
+                    found = conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))
+                    head_id, prev = head.fetchone()
+                    seen = {r[0] for r in found.fetchall()}
+                    step("looked_up")
+                    ids, rows = [], []
+                    row_id = head_id + 1
+                    for ev, key in zip(events, keys):
+                        if key in seen:
+                            ids.append(None)
+                            continue
+                        seen.add(key)
+                        body = ev.to_json()
+                        h = row_hash(row_id, "event", prev, body)
+                        rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority,
+                                     ev.received_at_ms, body, prev, h))
+                        ids.append(row_id)
+                        prev = h
+                        row_id += 1
+                    if rows:
+                        # One statement for the batch (arrays unnested by the server), so
+                        # the chain trigger checks the batch once.
+                        conn.execute(
                             "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms,"
-                            " body, prev_hash, hash) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+                            " body, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[],"
+                            " %s::text[], %s::text[], %s::integer[], %s::bigint[], %s::text[], %s::text[],"
+                            " %s::text[])", [list(column) for column in zip(*rows)])
+                        step("inserted")
+                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+                    step("notified")
+            # Leaving the pipeline waited for the COMMIT's result: durable from here.
+            step("committed")
         return ids
 
     def head_id(self):
@@ -369,12 +416,17 @@ class PgEventLog:
     # -- supervision --------------------------------------------------------------
 
     def open_communication_troubles(self):
+        return set(self.communication_troubles_since())
+
+    def communication_troubles_since(self):
+        """{account: wall-clock ms its open communication trouble was raised}: a new
+        watcher restores those heard from since, on any node."""
         latest = {}
         for (body,) in self._read("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
             d = json.loads(body)
             if d["code"] == 350 and d["source"] == "supervision":
-                latest[d["account"]] = d["qualifier"]
-        return {acct for acct, q in latest.items() if q == 1}
+                latest[d["account"]] = (d["qualifier"], d["received_at_ms"])
+        return {acct: ms for acct, (q, ms) in latest.items() if q == 1}
 
     def record_heard(self, heard):
         """heard: {account: (wall-clock ms, learned interval seconds or None)}. Keeps

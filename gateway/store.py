@@ -494,3 +494,6 @@ class Store:
 
     async def shared_heard(self):
         return await self._read(self._log.shared_heard)
+
+    async def communication_troubles_since(self):
+        return await self._read(self._log.communication_troubles_since)

@@ -37,7 +37,7 @@ from gateway.console.db import AsyncConsoleDB
 from gateway.console.keys import CONSOLE, REGISTERED, USER
 from gateway.console.passwords import HashPool
 from gateway.console.settings import ConsoleSettings
-from gateway.console.source import LogReader, stored_row
+from gateway.console.source import log_reader, stored_row
 from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, belongs_in_queue
 
 log = logging.getLogger("jifang.console")
@@ -57,7 +57,7 @@ class Console:
         self.background = set()
         self.db = AsyncConsoleDB(db_path)
         self.passwords = HashPool(settings.hash_workers, settings.hash_queue)
-        self.reader = LogReader(source.log_path)
+        self.reader = log_reader(source.log_path)
         self.state = LiveState(source.devices)
         self.hub = live.Hub()
         self.state.listeners.append(self.hub.publish)
@@ -70,7 +70,9 @@ class Console:
         await self.reader.open()
         # Listen before loading, so no event committed meanwhile is missed; those
         # already in what we load are skipped by id.
-        self.source.subscribe(self._on_committed)
+        subscribed = self.source.subscribe(self._on_committed)
+        if asyncio.iscoroutine(subscribed):      # cluster mode: follows the shared log from its head
+            await subscribed
         start_id = await self.db.start_event_id(await self.reader.head_id())
         head, last_report, state_events, queueable = await self.reader.snapshot(start_id, QUEUE_MAX_PRIORITY)
         disposed = await self.db.disposed_ids(start_id)

@@ -10,6 +10,10 @@ priority, received_at_ms, body (the Event's canonical JSON).
 
 Live events come from `Pipeline.add_listener`, which calls us once per committed
 event; the console never sees an event before it is durably stored.
+
+Cluster mode: the log is the shared PostgreSQL one (`PgLogReader`, same queries on
+a read-only connection) and live events come from following it
+(`Gateway.subscribe_committed`), so an operator on any node sees every node's events.
 """
 import asyncio
 import concurrent.futures
@@ -31,7 +35,7 @@ class EventSource:
     def from_gateway(cls, gateway, geofences=()):
         """The source for a running gateway.app.Gateway; `geofences`: the fleet's
         (the vehicles config's rule settings), so the map shows what the rules enforce."""
-        return cls(gateway.config.store_path, gateway.pipeline.add_listener,
+        return cls(gateway.config.store_url or gateway.config.store_path, gateway.subscribe_committed,
                    {a: d for a, d in gateway.config.devices.items() if a != "*"}, tuple(geofences))
 
 
@@ -47,8 +51,17 @@ def stored_row(stored):
     return event_row(stored.id, stored.event.to_dict())
 
 
+def log_reader(location):
+    """The reader for a log path (SQLite) or postgresql:// URL (cluster)."""
+    from gateway.store import is_postgres_url
+    return PgLogReader(location) if is_postgres_url(location) else LogReader(location)
+
+
 class LogReader:
     """Read-only queries on the event log, each run on one dedicated thread."""
+
+    # SQL that differs between the engines; everything else is the same text.
+    JSON_SOURCE = "json_extract(body, '$.source')"
 
     def __init__(self, path):
         self.path = str(path)
@@ -115,7 +128,7 @@ class LogReader:
                 # The gateway's own supervision events are not reports from the device.
                 last = dict(self._db.execute(
                     "SELECT account, MAX(received_at_ms) FROM log WHERE kind = 'event'"
-                    " AND json_extract(body, '$.source') != 'supervision' GROUP BY account"))
+                    " AND " + self.JSON_SOURCE + " != 'supervision' GROUP BY account"))
                 state_events = self._rows(
                     "SELECT id, body FROM log WHERE kind = 'event' AND (event_class IN ('trouble', 'open_close')"
                     " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND body LIKE '%\"position\":[%'"
@@ -138,3 +151,37 @@ class LogReader:
             return out
         return await self._run(query)
 
+
+
+class PgLogReader(LogReader):
+    """The same queries on the cluster's PostgreSQL log: a read-only session (the
+    server refuses any write on it), autocommit except for the snapshot, whose
+    BEGIN ... COMMIT makes one consistent view as on SQLite."""
+
+    JSON_SOURCE = "(body::jsonb ->> 'source')"
+
+    async def open(self):
+        def connect():
+            import psycopg
+            db = psycopg.connect(self.path, autocommit=True, application_name="jifang-console")
+            db.execute("SET default_transaction_read_only = on")
+            db.execute("SET default_transaction_isolation = 'repeatable read'")
+            return _QmarkConnection(db)
+        self._db = await self._run(connect)
+
+
+class _QmarkConnection:
+    """`execute(sql, args)` with SQLite's ? placeholders on a psycopg connection: the
+    reader's queries are written once for both engines."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def execute(self, sql, args=()):
+        args = list(args)
+        if args:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        return self.conn.execute(sql, args or None)
+
+    def close(self):
+        self.conn.close()

@@ -51,6 +51,24 @@ class Outbox:
         for stored in await self.store.dispatched(self.name):
             self._queue_dispatch(stored)
 
+    async def reload(self):
+        """Start again from the store (cluster mode: this node just took the
+        forwarder's lease, and the cursor may have moved on another node)."""
+        self.clear()
+        await self.load()
+
+    def clear(self):
+        """Forget what is queued (cluster mode: the lease went to another node, which
+        reloads the same events from the store)."""
+        self.tiers = [collections.deque() for _ in self.tiers]
+        self.dispatches.clear()
+
+    async def poll_dispatches(self):
+        """Queue the dispatches requested on any node (cluster mode: the console an
+        operator used may be on another node than this forwarder)."""
+        for stored in await self.store.dispatched(self.name):
+            self._queue_dispatch(stored)
+
     async def dispatch(self, stored):
         """Send this stored event whatever the filter says; durable before it returns."""
         await self.store.request_dispatch(self.name, stored.id)

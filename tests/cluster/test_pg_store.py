@@ -94,7 +94,7 @@ def test_the_gateways_role_cannot_write_a_purge_row(pg_log, log):
     ("DELETE FROM log WHERE id = 1", "append-only: DELETE refused"),
     ("TRUNCATE log", "append-only: TRUNCATE refused"),
     ("INSERT INTO log (id, kind, received_at_ms, body, prev_hash, hash) VALUES (5, 'event', 0, '{}', 'x', 'y')",
-     "does not continue the chain"),
+     "do not continue the chain"),
     ("INSERT INTO log (id, kind, received_at_ms, body, prev_hash, hash) SELECT 2, 'event', 0, '{}', 'x', 'y'",
      "does not link to the hash"),
     ("INSERT INTO log (id, kind, received_at_ms, body, prev_hash, hash) SELECT 2, 'event', 0, '{}', last_hash, 'y'"
