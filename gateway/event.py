@@ -16,7 +16,7 @@ CATEGORIES = contactid.CATEGORIES
 
 # Priority tiers (every queue in the gateway serves a lower number first) and
 # which class sits in which: one table for the gateway and the panel's queue,
-# protocols/contactid_classes.py. Telemetry and status are routine.
+# protocols/contactid_table.py. Telemetry and status are routine.
 PRIORITY_LIFE_SAFETY = contactid.PRIORITY_LIFE_SAFETY
 PRIORITY_TROUBLE = contactid.PRIORITY_TROUBLE
 PRIORITY_ROUTINE = contactid.PRIORITY_ROUTINE
