@@ -75,7 +75,7 @@ class Pipeline:
         None when it was a duplicate of one already recorded. Raises InvalidEvent."""
         self.validate(event)
         event = self.enrich(event)
-        if self.supervision is not None and event.source != "supervision":
+        if self.supervision is not None and event.from_device:
             self.supervision.heard_from(event.account)
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (event.priority, next(self._arrival), event, future))

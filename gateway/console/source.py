@@ -106,19 +106,24 @@ class LogReader:
         consistent view of the log while the gateway keeps writing):
         (head id, {account: last report ms}, state events, queueable events).
         State events are those that decide a device's state (troubles, openings and
-        closings) plus each account's latest position, oldest first; queueable events
+        closings) plus each account's latest position and latest bus status, oldest first; queueable events
         are those above `start_id` with priority <= max_priority."""
         def query():
             self._db.execute("BEGIN")
             try:
                 head = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM log").fetchone()[0]
                 # The gateway's own supervision events are not reports from the device.
+                # Nor is the broker's last will of a device (a status with online false).
                 last = dict(self._db.execute(
                     "SELECT account, MAX(received_at_ms) FROM log WHERE kind = 'event'"
-                    " AND json_extract(body, '$.source') != 'supervision' GROUP BY account"))
+                    " AND json_extract(body, '$.source') != 'supervision'"
+                    " AND NOT (event_class = 'status' AND json_extract(body, '$.values.online') = 0)"
+                    " GROUP BY account"))
                 state_events = self._rows(
                     "SELECT id, body FROM log WHERE kind = 'event' AND (event_class IN ('trouble', 'open_close')"
                     " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND body LIKE '%\"position\":[%'"
+                    " GROUP BY account)"
+                    " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND event_class = 'status'"
                     " GROUP BY account)) ORDER BY id")
                 queueable = self._rows("SELECT id, body FROM log WHERE kind = 'event' AND id > ? AND priority <= ?"
                                        " ORDER BY id", (start_id, max_priority))
