@@ -17,7 +17,6 @@ A DUT has the same interface on every target: `start()`, `expect()`,
 `stop()`. The `board` target (an ESP32 on a serial port) and `qemu` implement
 `_spawn()` / `_send_control()` / `_kill()` differently: see docs/firmware.md.
 """
-import hashlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from hil import micropython
 from hil.manifest import ROOT, device_sources
+from protocols.crc import pin_hash  # noqa: F401  (the sims' configs, the tests and the bench take it from here)
 
 BUILD = ROOT / "build" / "mpy"
 _build_lock = threading.Lock()
@@ -64,10 +64,6 @@ def build_mpy(dest=BUILD):
 def mpy_size(dest=BUILD):
     """Total bytes of the .mpy files (the app as flashed)."""
     return sum(p.stat().st_size for p in Path(dest).rglob("*.mpy"))
-
-
-def pin_hash(salt, pin):
-    return hashlib.sha256((salt + pin).encode()).hexdigest()
 
 
 def wiegand(nbits, number):
