@@ -118,10 +118,12 @@ class MQTTSource:
             log.warning("MQTT message rejected", extra={"topic": topic, "reason": str(exc)})
             return
         self.metrics.inc("jifang_mqtt_messages_total", kind=kind)
-        if kind == bus.STATUS and data["online"]:
-            self.supervision.heard_from(account)
         if event is None:
-            if kind != bus.STATUS:
+            # A heartbeat, or a status unchanged: nothing to store, but the device is
+            # alive (a stored event tells supervision through the pipeline).
+            if kind == bus.STATUS:
+                self._remember(account, data)
+            if kind != bus.STATUS or data["online"]:
                 self.supervision.heard_from(account)
             return
         try:
@@ -133,6 +135,7 @@ class MQTTSource:
             self._remember(account, data)
 
     def _remember(self, account, status):
+        """The last status stored for `account`, most recently heard last."""
         last = self._last_status
         last[account] = status
         last.move_to_end(account)
