@@ -38,7 +38,7 @@ class Gateway:
     def __init__(self, config, console_stream=None, console_prefix=""):
         self.config = config
         self.metrics = Metrics()
-        self.store = Store(config.store_path)
+        self.store = Store(config.store_url or config.store_path, config.store_pool_size)
         self.pipeline = Pipeline(config, self.store, self.metrics)
         self.supervision = Supervision(config, self.pipeline)
         self.pipeline.supervision = self.supervision

@@ -104,7 +104,11 @@ class Config:
     forwarders: list
     secrets: list                  # every secret string, so logs can scrub them
     vehicles: object = None        # gateway.vehicles.config.VehiclesConfig, when [jt808]/[vehicles]/[edge] is there
+    store_url: str | None = None   # postgresql://... = cluster mode (gateway/pgstore.py); None = SQLite at store_path
+    store_pool_size: int = 4
+    cluster: object = None         # Cluster, when store_url is set
     console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
+    replay_cache_size: int = 65536  # DC-09 messages remembered to refuse replays (sources/dc09.ReplayCache)
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -118,6 +122,16 @@ class Config:
             return device.key
         star = self.devices.get("*")
         return star.key if star is not None else None
+
+
+@dataclass
+class Cluster:
+    """Cluster mode: several nodes share one PostgreSQL store (docs/cluster.md)."""
+    node: str                       # this node's name, in logs and lease holders
+    lease_poll: float = 1.0         # seconds between lease attempts and holder health checks
+    lease_timeout: float = 2.0      # a health check slower than this drops the lease
+    follow_poll: float = 0.5        # seconds between log polls when no notification came
+    heard_flush: float = 1.0        # seconds between flushes of supervision's last-heard
 
 
 class _Table:
@@ -239,13 +253,22 @@ def from_dict(data, base_dir=Path("."), source="config"):
 
     from gateway.vehicles import config as vehicles_config   # imported here: it builds on this module
 
-    root = _Table(data, "", source, ["gateway", "store", "receiver", "supervision", "http",
+    root = _Table(data, "", source, ["gateway", "store", "cluster", "receiver", "supervision", "http",
                                     "mqtt_source", "devices", "forwarders", "console"]
                   + list(vehicles_config.SECTIONS))
+    secrets = []
     gw = root.table("gateway", ["name"])
     name = gw.get("name", str, "gateway")
 
-    store = root.table("store", ["path", "retention_days", "purge_interval_hours"])
+    store = root.table("store", ["path", "url", "pool_size", "retention_days", "purge_interval_hours"])
+    store_url = store.get("url", str, None, fix='write "postgresql://ROLE@HOST:PORT/DB"')
+    if store_url is not None and not store_url.startswith(("postgresql://", "postgres://")):
+        raise store.error("url", "not a postgresql:// URL", 'write "postgresql://ROLE@HOST:PORT/DB", or remove it for SQLite')
+    if store_url is not None and "path" in store.data:
+        raise store.error("path", "both path and url given", "keep url (PostgreSQL, cluster) or path (SQLite)")
+    pool_size = int(store.number("pool_size", 4, 2, 64))
+    if store_url is not None:
+        secrets += _url_password(store_url)
     store_path = Path(store.get("path", str, "events.db"))
     if not store_path.is_absolute():
         store_path = Path(base_dir) / store_path
@@ -258,10 +281,26 @@ def from_dict(data, base_dir=Path("."), source="config"):
                             "set %d or more" % MIN_RETENTION_DAYS)
     purge_interval = store.number("purge_interval_hours", 24, 1) * 3600
 
-    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds"])
+    cluster = None
+    ct = root.table("cluster", ["node", "lease_poll_seconds", "lease_timeout_seconds", "follow_poll_seconds",
+                                "heard_flush_seconds"])
+    if ct.data and store_url is None:
+        raise ct.error("node", "a cluster needs a shared store", 'set [store] url = "postgresql://..."')
+    if store_url is not None:
+        cluster = Cluster(node=ct.get("node", str, name),
+                          lease_poll=ct.number("lease_poll_seconds", 1.0, 0.05, 5),
+                          lease_timeout=ct.number("lease_timeout_seconds", 2.0, 0.1, 5),
+                          follow_poll=ct.number("follow_poll_seconds", 0.5, 0.01, 5),
+                          heard_flush=ct.number("heard_flush_seconds", 1.0, 0.05, 60))
+
+    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds",
+                                       "replay_cache_size"])
     receiver_listen = receiver.address("listen")
     ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
     behind = receiver.number("timestamp_behind_seconds", 40, 0, 3600)
+    # 65,536 entries cover 1,000 encrypted messages a second over the 60 s window, in
+    # about 16 MB; a center taking more than that sets it higher.
+    replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
 
     sup = root.table("supervision", ["learned_interval_factor"])
     factor = sup.number("learned_interval_factor", 3, 1.5, 100)
@@ -278,7 +317,6 @@ def from_dict(data, base_dir=Path("."), source="config"):
                        "max_payload_bytes": int(mqtt_table.number("max_payload_bytes", MQTT_MAX_PAYLOAD, 64, 1 << 20)),
                        "status_memory": int(mqtt_table.number("status_memory", MQTT_STATUS_MEMORY, 1, 1_000_000))}
 
-    secrets = []
     devices = {}
     for t in root.tables("devices", ["account", "key_hex", "key_text", "site", "address", "contact",
                                      "type", "reporting_interval_seconds"]):
@@ -364,4 +402,16 @@ def from_dict(data, base_dir=Path("."), source="config"):
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
-                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console)
+                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
+                  store_url=store_url, store_pool_size=pool_size, cluster=cluster,
+                  replay_cache_size=replay_cache_size)
+
+
+def _url_password(url):
+    """The password in a postgresql:// URL, if any, so logs scrub it."""
+    from urllib.parse import urlsplit
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password] if password else []

@@ -11,7 +11,10 @@ HELP = {
     "jifang_events_in_total": ("counter", "Events durably recorded, by source and event class"),
     "jifang_events_duplicate_total": ("counter", "Events received again (retries) and recorded once"),
     "jifang_frames_total": ("counter", "DC-09 frames received, by token"),
-    "jifang_naks_total": ("counter", "DC-09 NAKs sent, by reason"),
+    "jifang_naks_total": ("counter", "DC-09 NAKs sent, by reason (account_mismatch: clear header account differs from the encrypted one)"),
+    "jifang_dc09_replays_total": ("counter", "Encrypted DC-09 messages seen again within the timestamp window: ACKed, not recorded"),
+    "jifang_dc09_replay_cache_entries": ("gauge", "Entries in the DC-09 replay cache"),
+    "jifang_dc09_replay_evictions_total": ("counter", "Replay cache entries evicted before their window ended (cache full)"),
     "jifang_duhs_total": ("counter", "DC-09 DUHs sent, by token"),
     "jifang_forwarded_total": ("counter", "Events delivered by a forwarder"),
     "jifang_forward_failures_total": ("counter", "Delivery attempts that failed, by forwarder and reason"),
@@ -21,6 +24,9 @@ HELP = {
     "jifang_oldest_unforwarded_seconds": ("gauge", "Age of the oldest event waiting in a forwarder's outbox"),
     "jifang_connections": ("gauge", "Open DC-09 TCP connections"),
     "jifang_forwarder_connected": ("gauge", "1 when a forwarder's upstream is reachable"),
+    "jifang_jt808_refused_total": ("counter", "JT/T 808 frames refused (answered failure), by reason"),
+    "jifang_jt808_closed_total": ("counter", "JT/T 808 connections closed by a limit, by reason"),
+    "jifang_jt808_reassembly_bytes": ("gauge", "JT/T 808 subpackage bytes held across sessions"),
 }
 
 

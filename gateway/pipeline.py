@@ -35,6 +35,7 @@ class Pipeline:
         self.store = store
         self.metrics = metrics
         self.supervision = None           # set by the gateway (rules that watch every event)
+        self.bus = None                   # gateway.bus.Bus in cluster mode: submit() publishes to it
         self._listeners = []              # callables(StoredEvent), e.g. outboxes
         self._waiting = []                # heap of (priority, arrival, event, future)
         self._arrival = itertools.count()
@@ -72,11 +73,31 @@ class Pipeline:
 
     async def submit(self, event):
         """Validate, enrich and durably commit one event. Returns the StoredEvent, or
-        None when it was a duplicate of one already recorded. Raises InvalidEvent."""
+        None when it was a duplicate of one already recorded. Raises InvalidEvent.
+
+        With a bus (cluster mode, gateway/bus.py) "durably" is the replicated
+        stream's PubAck: submit returns then, always None (the row id is known only
+        where the ingest consumer commits it), and raises BusUnavailable when the
+        bus did not take it. Either way, a source may ACK its device once it returns."""
+        event = self.accept(event)
+        if self.bus is not None:
+            await self.bus.publish(event)
+            return None
+        return await self.commit(event)
+
+    def accept(self, event):
+        """What happens on the node that received the event, before it is made durable:
+        validation, enrichment, and hearing from the device (supervision)."""
         self.validate(event)
         event = self.enrich(event)
         if self.supervision is not None and event.from_device:
             self.supervision.heard_from(event.account)
+        return event
+
+    async def commit(self, event):
+        """Into the store with the next group commit (alarms first); returns the
+        StoredEvent, or None for a duplicate. The bus's ingest consumer calls this
+        for every message, after the receiving node's accept()."""
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiting, (event.priority, next(self._arrival), event, future))
         self._wakeup.set()

@@ -168,14 +168,17 @@ class EventLog:
         row = self.db.execute("SELECT body FROM log WHERE id = ? AND kind = 'event'", (row_id,)).fetchone()
         return StoredEvent(row_id, Event.from_dict(json.loads(row[0]))) if row else None
 
-    def events(self, after=0, account=None):
+    def events(self, after=0, account=None, limit=None):
         sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > ?"
         args = [after]
         if account is not None:
             sql += " AND account = ?"
             args.append(account)
-        return [StoredEvent(i, Event.from_dict(json.loads(b)))
-                for i, b in self.db.execute(sql + " ORDER BY id", args)]
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [StoredEvent(i, Event.from_dict(json.loads(b))) for i, b in self.db.execute(sql, args)]
 
     def head_id(self):
         return self._head()[0]
@@ -314,22 +317,38 @@ class VerifyResult:
 
 
 def verify(path):
-    """Walk the whole chain. Read-only: opens the database with mode=ro."""
+    """Walk the whole chain. Read-only: opens the database with mode=ro.
+    `path` may also be a postgresql:// URL (gateway.pgstore.verify)."""
+    if is_postgres_url(path):
+        from gateway import pgstore
+        return pgstore.verify(str(path))
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
-        return _verify(db)
+        db.execute("BEGIN")         # one snapshot: the gateway may be appending meanwhile
+        # AUTOINCREMENT remembers the highest id ever issued, so deleting the newest
+        # rows shows as a gap at the end (unless sqlite_sequence is forged too;
+        # anchor the head hash elsewhere to guard against that).
+        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+        return _verify(db.execute, seq[0] if seq else 0)
     finally:
         db.close()
 
 
-def _verify(db):
+def is_postgres_url(location):
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def _verify(rows_of, last_issued):
+    """The chain walk shared by both backends: `rows_of(sql)` iterates a query's rows;
+    `last_issued` is the highest id the log ever issued (SQLite's sqlite_sequence,
+    PostgreSQL's chain_head), so a removed tail is found too."""
     # Pass 1: the purge rows (few), so the walk knows which gaps are accounted for.
     # Pass 2 streams the log; a multi-year log need not fit in memory.
     runs = {}            # first purged id -> (last id, hash of the last row), from purge rows
     run_ends = set()
     purged = 0
     purge_problems = {}
-    for row_id, body in db.execute("SELECT id, body FROM log WHERE kind = 'purge' ORDER BY id"):
+    for row_id, body in rows_of("SELECT id, body FROM log WHERE kind = 'purge' ORDER BY id"):
         try:
             p = json.loads(body)
             for first, last, last_hash, youngest in p["runs"]:
@@ -352,7 +371,7 @@ def _verify(db):
         return VerifyResult(False, rows, purged, 0, "", problem, bad_row)
 
     expected_id, prev_hash, prev_id = 1, GENESIS, 0
-    for row_id, kind, dedup_key, account, event_class, priority, body, stored_prev, stored_hash in db.execute(
+    for row_id, kind, dedup_key, account, event_class, priority, body, stored_prev, stored_hash in rows_of(
             "SELECT id, kind, dedup_key, account, event_class, priority, body, prev_hash, hash FROM log ORDER BY id"):
         rows += 1
         while expected_id < row_id:
@@ -384,35 +403,48 @@ def _verify(db):
         else:
             return fail(row_id, "row %d altered: unknown kind %r" % (row_id, kind))
         prev_hash, prev_id, expected_id = stored_hash, row_id, row_id + 1
-    # The tail: AUTOINCREMENT remembers the highest id ever issued, so deleting the
-    # newest rows shows as a gap at the end (unless sqlite_sequence is forged too;
-    # anchor the head hash elsewhere to guard against that).
-    seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
-    last_issued = seq[0] if seq else 0
     if last_issued > prev_id:
         return fail(prev_id + 1, "row %d was removed (the newest rows are missing)" % (prev_id + 1))
     return VerifyResult(True, rows, purged, prev_id, prev_hash)
 
 
 class Store:
-    """The event log seen from the event loop: every call runs on the log's own thread."""
+    """The event log seen from the event loop.
 
-    def __init__(self, path):
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._log = None
+    SQLite (a path): every call runs on the log's one thread. PostgreSQL (a
+    postgresql:// URL, cluster mode): writes run on one thread, so cursor writes
+    keep their order as on SQLite; reads run on `pool_size - 1` more threads, each
+    on its own pooled connection, so a console query never waits behind an append."""
+
+    def __init__(self, path, pool_size=4):
         self.path = path
+        self.cluster = is_postgres_url(path)
+        self.pool_size = pool_size
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._readers = (concurrent.futures.ThreadPoolExecutor(max_workers=max(1, pool_size - 1),
+                                                               thread_name_prefix="store-read")
+                         if self.cluster else self._thread)
+        self._log = None
 
     async def open(self):
-        self._log = await self._run(EventLog, self.path)
+        if self.cluster:
+            from gateway.pgstore import PgEventLog
+            self._log = await self._run(PgEventLog, self.path, self.pool_size)
+        else:
+            self._log = await self._run(EventLog, self.path)
 
     async def close(self):
         if self._log is not None:
             await self._run(self._log.close)
             self._log = None
         self._thread.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
 
     async def _run(self, fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    async def _read(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._readers, lambda: fn(*args))
 
     async def append(self, events):
         return await self._run(self._log.append, events)
@@ -421,19 +453,19 @@ class Store:
         return await self._run(self._log.cursor, forwarder)
 
     async def pending(self, watermark, done):
-        return await self._run(self._log.pending, watermark, done)
+        return await self._read(self._log.pending, watermark, done)
 
     async def get(self, row_id):
-        return await self._run(self._log.get, row_id)
+        return await self._read(self._log.get, row_id)
 
     async def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
-        return await self._run(self._log.recent_device_time, account, sequence, code, zone, qualifier, since_ms)
+        return await self._read(self._log.recent_device_time, account, sequence, code, zone, qualifier, since_ms)
 
     async def request_dispatch(self, forwarder, row_id):
         return await self._run(self._log.request_dispatch, forwarder, row_id)
 
     async def dispatched(self, forwarder):
-        return await self._run(self._log.dispatched, forwarder)
+        return await self._read(self._log.dispatched, forwarder)
 
     async def dispatch_delivered(self, forwarder, row_id):
         return await self._run(self._log.dispatch_delivered, forwarder, row_id)
@@ -442,10 +474,23 @@ class Store:
         return await self._run(self._log.mark_delivered, forwarder, row_id, watermark)
 
     async def open_communication_troubles(self):
-        return await self._run(self._log.open_communication_troubles)
+        return await self._read(self._log.open_communication_troubles)
 
     async def purge(self, retention_days, forwarders=()):
         return await self._run(self._log.purge, retention_days, forwarders)
 
-    async def events(self, after=0, account=None):
-        return await self._run(self._log.events, after, account)
+    async def events(self, after=0, account=None, limit=None):
+        if limit is None:
+            return await self._read(self._log.events, after, account)
+        return await self._read(self._log.events, after, account, limit)
+
+    async def head_id(self):
+        return await self._read(self._log.head_id)
+
+    # Cluster mode only (PostgreSQL): supervision's last-heard shared by the nodes.
+
+    async def record_heard(self, heard):
+        return await self._run(self._log.record_heard, heard)
+
+    async def shared_heard(self):
+        return await self._read(self._log.shared_heard)

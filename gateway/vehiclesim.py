@@ -83,6 +83,8 @@ class Terminal:
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg.flow] = future
         try:
+            if not self.connected:       # the reader is gone: no answer can come
+                raise TerminalError("connection closed")
             await self.send(msg)
             return await asyncio.wait_for(future, timeout)
         finally:

@@ -426,44 +426,72 @@ def fragment(msg, size=MAX_BODY):
 
 
 class Reassembler:
-    """Joins subpackages keyed by (phone, msg id).  Bounded, and forgets a
-    message whose parts stop coming for `timeout` seconds."""
+    """Joins subpackages keyed by (phone, msg id).  Bounded in messages held at
+    once (`max_pending`), packets per message (`max_packets`), bytes held
+    (`max_bytes`) and age: a message whose parts stop coming for `timeout`
+    seconds is forgotten.  Over a bound, the packet is refused (JT808Error
+    reason "limit") rather than something else evicted, so a terminal flooding
+    keys cannot push out the message a well-behaved one is completing.
+    `bytes` is what it holds now, for a caller keeping a budget across
+    reassemblers.  Each packet is charged its body plus `packet_overhead` (what
+    Python spends holding it), so a flood of 1-byte packets is bounded too."""
 
-    def __init__(self, timeout=60.0, max_pending=64, max_packets=256, clock=_time.monotonic):
+    def __init__(self, timeout=60.0, max_pending=64, max_packets=256, max_bytes=1 << 20, packet_overhead=256,
+                 clock=_time.monotonic):
         self.timeout = timeout
+        self.packet_overhead = packet_overhead
         self.max_pending = max_pending
         self.max_packets = max_packets
+        self.max_bytes = max_bytes
         self.clock = clock
-        self._pending = {}           # key -> [last_seen, total, {index: Message}]
+        self.bytes = 0
+        self._pending = {}           # key -> [last_seen, total, {index: Message}, bytes]
 
     def feed(self, msg):
         """Returns the whole message when complete (at once for one without
         packet fields), else None.  Raises JT808Error when the joined body
-        does not decode or `total` is over the limit."""
+        does not decode, `total` is over the limit, or holding the packet would
+        pass a bound (reason "limit")."""
         if msg.packet is None:
             return msg
         now = self.clock()
         self.expire(now)
         total, index = msg.packet
         if total > self.max_packets:
-            raise JT808Error("length", "%d packets is over the limit" % total)
+            raise JT808Error("length", "%d packets is over the limit of %d" % (total, self.max_packets))
         key = (msg.phone, msg.msg_id)
         entry = self._pending.get(key)
-        if entry is None or entry[1] != total:
-            if entry is None and len(self._pending) >= self.max_pending:
-                del self._pending[min(self._pending, key=lambda k: self._pending[k][0])]
-            entry = self._pending[key] = [now, total, {}]
+        if entry is not None and entry[1] != total:
+            self._drop(key)          # a new message under the same key: the old one will not complete
+            entry = None
+        if entry is None and len(self._pending) >= self.max_pending:
+            raise JT808Error("limit", "%d messages already in reassembly (limit %d)"
+                             % (len(self._pending), self.max_pending))
+        size = len(msg.body.data) + self.packet_overhead
+        old = entry[2].get(index) if entry is not None else None
+        grow = size - (len(old.body.data) + self.packet_overhead if old is not None else 0)
+        if self.bytes + grow > self.max_bytes:
+            raise JT808Error("limit", "%d bytes already in reassembly, %d more is over the limit of %d"
+                             % (self.bytes, size, self.max_bytes))
+        if entry is None:
+            entry = self._pending[key] = [now, total, {}, 0]
         entry[0] = now
         entry[2][index] = msg
+        entry[3] += grow
+        self.bytes += grow
         if len(entry[2]) < total:
             return None
-        del self._pending[key]
+        self._drop(key)
         parts = [entry[2][i] for i in range(1, total + 1)]
         first = parts[0]
         data = b"".join(p.body.data for p in parts)
         body = Raw(data) if first.encryption else decode_body(first.msg_id, data, first.version)
         return Message(first.msg_id, first.phone, body, first.flow, first.version, None,
                        first.encryption, first.protocol_version)
+
+    def _drop(self, key):
+        entry = self._pending.pop(key)
+        self.bytes -= entry[3]
 
     def missing(self, phone, msg_id):
         """Packet indexes still missing (for a 0x8003 retransmission request)."""
@@ -476,8 +504,13 @@ class Reassembler:
         now = self.clock() if now is None else now
         stale = [k for k, e in self._pending.items() if now - e[0] > self.timeout]
         for k in stale:
-            del self._pending[k]
+            self._drop(k)
         return stale
+
+    def clear(self):
+        """Forget everything (the connection is gone)."""
+        self._pending.clear()
+        self.bytes = 0
 
     def __len__(self):
         return len(self._pending)

@@ -4,7 +4,11 @@
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# cluster tests start their own 3-node NATS JetStream cluster (tests/support/nats.py)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # console browser tests (Playwright drives it)
+# Cluster tests start their own PostgreSQL server (initdb in a temporary folder, a free port).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -2,7 +2,8 @@
 from aiohttp import web
 
 from gateway.console import auth
-from gateway.console.keys import CONSOLE, USER
+from gateway.console.keys import CONSOLE, REGISTERED, USER
+from gateway.console.passwords import Busy
 from gateway.console.roles import PAGES, PERMISSIONS, allowed
 
 
@@ -41,28 +42,34 @@ async def login(request):
     body = await json_body(request)
     username, password = str(body.get("username", "")).strip(), str(body.get("password", ""))
     client = auth.client_of(request)
+    # Throttle checked and this try counted before any hash: see auth.login_gate.
+    until, attempt = await auth.login_gate(ctx, username, client)
     now = ctx.settings.now_ms()
-    until = await auth.throttled_until_ms(ctx, username, client)
     if until:
         retry = max(1, (until - now + 999) // 1000)
         return error(429, "too many failed logins: try again in %d s" % retry, **{"Retry-After": str(retry)})
     user = await ctx.db.user(username) if username else None
-    ok, upgraded = auth.check_password(user["password_hash"] if user else None, password)
+    try:
+        # An unknown account is verified against a dummy hash: same cost, same answer.
+        ok, upgraded = await ctx.passwords.verify(user["password_hash"] if user else None, password)
+    except Busy:
+        await ctx.db.forget_login_attempt(attempt)       # nothing was checked: not a failure
+        return error(429, "the console is busy checking logins: try again in 1 s", **{"Retry-After": "1"})
     if not ok or user["disabled"]:
-        await ctx.db.add_login_failure(username, client, now)
         await ctx.db.register(now, username or "(none)", user["role"] if user else "-", "login-failed",
                               "console login", "authentication", client)
         return error(401, "wrong username or password")
     if upgraded:
         await ctx.db.update_user(username, password_hash=upgraded)
-    await ctx.db.clear_login_failures(username)
+    await ctx.db.login_succeeded(username, client)
     token, csrf = auth.new_session_tokens()
     await ctx.db.add_session(auth.token_hash(token), user["id"], csrf, now)
     await ctx.db.register(now, username, user["role"], "login", "console login", "authentication", client)
+    request[REGISTERED] = True
     view = session_view({"username": username, "role": user["role"], "display_name": user["display_name"],
                          "csrf_token": csrf})
     response = web.json_response(view)
-    auth.set_session_cookie(response, token, ctx.settings)
+    auth.set_session_cookie(response, token, request, ctx.settings)
     return response
 
 

@@ -31,7 +31,8 @@ from gateway.console import (
 )
 from gateway.console.auth import access_middleware, security_headers_middleware
 from gateway.console.db import AsyncConsoleDB
-from gateway.console.keys import CONSOLE, USER
+from gateway.console.keys import CONSOLE, REGISTERED, USER
+from gateway.console.passwords import HashPool
 from gateway.console.settings import ConsoleSettings
 from gateway.console.source import LogReader, stored_row
 from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, belongs_in_queue
@@ -51,6 +52,7 @@ class Console:
         self.on_disposed = on_disposed     # async fn(alarm item): e.g. 0x8203 back to a vehicle
         self.background = set()
         self.db = AsyncConsoleDB(db_path)
+        self.passwords = HashPool(settings.hash_workers, settings.hash_queue)
         self.reader = LogReader(source.log_path)
         self.state = LiveState(source.devices)
         self.hub = live.Hub()
@@ -85,6 +87,7 @@ class Console:
             await asyncio.gather(self._housekeeper, return_exceptions=True)
         await self.reader.close()
         await self.db.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.passwords.close)
 
     def _on_committed(self, stored):
         # Runs inside the pipeline's commit loop: an exception here would stop the
@@ -132,6 +135,7 @@ class Console:
     async def register(self, request, action, what, purpose, records=0):
         """Write one entry in the access register (who, when, what, why)."""
         user = request[USER]
+        request[REGISTERED] = True
         await self.db.register(self.settings.now_ms(), user["username"], user["role"], action, what, purpose,
                                request.remote or "unknown", records)
 

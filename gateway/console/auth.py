@@ -1,7 +1,9 @@
 """Logins, sessions, CSRF and per-role access, enforced on the server.
 
 Passwords: argon2id (memory-hard), via argon2-cffi's defaults (RFC 9106 low-memory
-profile); a hash made with weaker parameters is upgraded at the next login.
+profile), hashed and verified off the event loop in a small bounded pool
+(gateway/console/passwords.py); a hash made with weaker parameters is upgraded at
+the next login.
 
 Sessions: a random token in a cookie that is HttpOnly (scripts cannot read it),
 SameSite=Strict (other sites cannot make the browser send it) and Secure when the
@@ -12,9 +14,18 @@ maximum age, and when the account's role or password changes.
 CSRF: besides SameSite, every state-changing request must carry the session's
 CSRF token in the X-CSRF-Token header (a cross-site form cannot set headers).
 
-Throttling: after `login_max_failures` failed logins for an account within the
-window, or four times as many from one client address, logins for it are refused
-until `login_lockout_seconds` after the last failure, even with the right password.
+Throttling (see `login_gate`): failed logins are counted per (account, client
+address) and per client address within `login_window_minutes`. Past
+`login_max_failures` for the pair (or `login_address_max_failures` for the
+address, whatever the account), each further try must wait
+`login_backoff_seconds`, doubling per failure up to `login_lockout_seconds`. The
+check and the count are one step on the console database's thread, taken BEFORE
+any hash is computed: of 60 concurrent wrong logins only the first
+`login_max_failures` reach argon2. Unknown accounts are counted and verified (against
+a dummy hash) exactly like real ones. It is not a hard lock of the account: the
+real user at another address is not slowed by an attacker's failures, and an
+admin can clear the count (`jifang console-user unlock`, POST
+/api/users/{username}/unlock), which the access register records.
 
 Nothing here logs a password, a token or a hash.
 """
@@ -22,43 +33,14 @@ import hashlib
 import hmac
 import secrets
 
-import argon2
 from aiohttp import web
 
-from gateway.console.keys import CONSOLE, USER
+from gateway.console.keys import CONSOLE, REGISTERED, USER
 from gateway.console.roles import allowed
 
 COOKIE = "jifang_console"
 CSRF_HEADER = "X-CSRF-Token"
-MIN_PASSWORD_LENGTH = 10
 TOUCH_EVERY_MS = 30_000         # how often a session's last-seen time is written
-
-_hasher = argon2.PasswordHasher(type=argon2.Type.ID)
-# Verifying against this when the account does not exist keeps the answer's timing
-# from telling which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
-
-
-class PasswordPolicyError(ValueError):
-    pass
-
-
-def hash_password(password):
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise PasswordPolicyError("passwords have at least %d characters" % MIN_PASSWORD_LENGTH)
-    return _hasher.hash(password)
-
-
-def check_password(password_hash, password):
-    """(ok, upgraded_hash or None)."""
-    try:
-        _hasher.verify(password_hash or _DUMMY_HASH, password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-        return False, None
-    if password_hash is None:
-        return False, None
-    return True, (_hasher.hash(password) if _hasher.check_needs_rehash(password_hash) else None)
-
 
 def token_hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
@@ -134,9 +116,30 @@ async def access_middleware(request, handler):
     if permission is None:
         return await handler(request)
     if user is None:
+        # Not registered: no one is identified, and an anonymous flood must not be
+        # able to fill the register (failed logins are, within the throttle).
         if "/api/" in request.path:
             raise web.HTTPUnauthorized(text='{"error": "log in first"}', content_type="application/json")
         raise web.HTTPFound(request.app.router["login_page"].url_for())
+    status = 500
+    try:
+        response = await _checked(request, handler, permission, user)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if not request.get(REGISTERED) and "/api/" in request.path:
+            # Every access by a logged-in user, granted or refused, is in the register
+            # (issue 11): handlers that carry records write a richer entry themselves;
+            # the rest (account list, alarm actions, refusals ...) get this one.
+            await request.app[CONSOLE].register(
+                request, "access" if status < 400 else "refused",
+                "%s %s -> %d" % (request.method, request.path_qs, status), "-")
+
+
+async def _checked(request, handler, permission, user):
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), user["csrf_token"].encode()):
@@ -175,8 +178,15 @@ def new_session_tokens():
     return secrets.token_urlsafe(32), secrets.token_urlsafe(24)
 
 
-def set_session_cookie(response, token, settings):
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=settings.secure_cookies,
+def cookie_is_secure(request, settings):
+    """Secure whenever the browser reached the console over TLS (the console's own
+    tls_cert_file, so request.secure), or when forced for a TLS-terminating proxy in
+    front (secure_cookies = true): a plain-HTTP hop must never carry the token."""
+    return settings.secure_cookies or request.secure
+
+
+def set_session_cookie(response, token, request, settings):
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=cookie_is_secure(request, settings),
                         path="/", max_age=int(settings.session_max_hours * 3600))
 
 
@@ -184,12 +194,23 @@ def clear_session_cookie(response):
     response.del_cookie(COOKIE, path="/")
 
 
-async def throttled_until_ms(ctx, username, client):
-    """When logins for this account or client may be tried again (0: now)."""
-    s = ctx.settings
-    now = s.now_ms()
-    by_user, by_client, last = await ctx.db.recent_failures(username, client, now - int(s.login_window_minutes * 60_000))
-    if by_user >= s.login_max_failures or by_client >= 4 * s.login_max_failures:
-        until = last + int(s.login_lockout_seconds * 1000)
-        return until if until > now else 0
-    return 0
+def backoff_ms(failures, free, first_s, longest_s):
+    """How long after the latest failure the next try may come: 0 while `failures`
+    < `free`, then first_s, doubling per further failure, at most longest_s."""
+    if failures < free:
+        return 0
+    return int(min(longest_s, first_s * 2 ** min(failures - free, 32)) * 1000)
+
+
+def login_policy(settings):
+    """What ConsoleDB.login_gate needs, as plain values (it runs on the db thread)."""
+    return {"window_ms": int(settings.login_window_minutes * 60_000),
+            "pair_free": settings.login_max_failures, "address_free": settings.login_address_max_failures,
+            "first_s": settings.login_backoff_seconds, "longest_s": settings.login_lockout_seconds}
+
+
+async def login_gate(ctx, username, client):
+    """Check the throttle and, if the try may go ahead, count it as a failure now
+    (before any hash); the login clears it if the password is right.
+    Returns (0, attempt id) or (until_ms, None) when the client must wait."""
+    return await ctx.db.login_gate(username, client, ctx.settings.now_ms(), login_policy(ctx.settings))

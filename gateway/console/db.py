@@ -10,7 +10,7 @@ is recorded in this file instead:
   users            accounts (role changes and disabling are updates; each one is
                    also written to the access register, so the change is kept)
   sessions         live logins (only a hash of the token is stored)
-  login_failures   recent failed logins, for throttling
+  login_failures   recent failed logins (and tries being verified), for throttling
   meta             the event id the console started from (older alarms were
                    handled before it existed and are not queued)
 
@@ -187,19 +187,52 @@ class ConsoleDB:
         self.db.execute("DELETE FROM sessions WHERE last_seen_ms < ? OR created_at_ms < ?",
                         (idle_before_ms, created_before_ms))
 
-    def add_login_failure(self, username, client, now_ms):
-        self.db.execute("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
+    def login_gate(self, username, client, now_ms, policy):
+        """The login throttle, checked and counted in one step (this thread runs one
+        call at a time, so concurrent logins cannot all pass a check before any is
+        counted). The try is recorded as a failure at once; `login_succeeded`
+        removes it. Returns (0, attempt row id) or (until_ms, None)."""
+        from gateway.console.auth import backoff_ms
+        self.db.execute("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
+        pair = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE username = ? AND client = ?",
+                         (username, client))
+        address = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?", (client,))
+        until = 0
+        for row, free in ((pair, policy["pair_free"]), (address, policy["address_free"])):
+            wait = backoff_ms(row["n"], free, policy["first_s"], policy["longest_s"])
+            if wait and row["last"] + wait > now_ms:
+                until = max(until, row["last"] + wait)
+        if until:
+            return until, None
+        cursor = self.db.execute("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
+        return 0, cursor.lastrowid
 
-    def recent_failures(self, username, client, since_ms):
-        """(failures for this username, failures from this client) since `since_ms`,
-        and the time of the latest one."""
-        self.db.execute("DELETE FROM login_failures WHERE at_ms < ?", (since_ms,))
-        by_user = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE username = ?", (username,))
-        by_client = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?", (client,))
-        return by_user["n"], by_client["n"], max(by_user["last"] or 0, by_client["last"] or 0)
+    def forget_login_attempt(self, attempt_id):
+        """A counted try that never reached a verification (the hash pool was busy)."""
+        self.db.execute("DELETE FROM login_failures WHERE rowid = ?", (attempt_id,))
 
-    def clear_login_failures(self, username):
-        self.db.execute("DELETE FROM login_failures WHERE username = ?", (username,))
+    def login_succeeded(self, username, client):
+        # Only this address's failures for the account: an attacker's count at
+        # another address is not reset by the real user logging in.
+        self.db.execute("DELETE FROM login_failures WHERE username = ? AND client = ?", (username, client))
+
+    def login_failures(self, username=None, client=None):
+        """Failed logins on record, by account and address (for the admin)."""
+        sql, args = "SELECT username, client, COUNT(*) AS failures, MAX(at_ms) AS last_at_ms FROM login_failures", []
+        if username is not None:
+            sql += " WHERE username = ?"
+            args.append(username)
+        elif client is not None:
+            sql += " WHERE client = ?"
+            args.append(client)
+        return self._all(sql + " GROUP BY username, client ORDER BY username, client", args)
+
+    def unlock(self, username=None, client=None):
+        """Clear failed logins for an account (every address) or an address (every
+        account); returns how many were cleared."""
+        if username is not None:
+            return self.db.execute("DELETE FROM login_failures WHERE username = ?", (username,)).rowcount
+        return self.db.execute("DELETE FROM login_failures WHERE client = ?", (client,)).rowcount
 
     # -- alarm handling -----------------------------------------------------------------
 

@@ -20,6 +20,17 @@ from gateway.console.settings import from_table
 from gateway.console.source import EventSource
 
 
+def ssl_context(settings):
+    """The console's own TLS (tls_cert_file/tls_key_file), or None for plain HTTP."""
+    if settings.tls_cert_file is None:
+        return None
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
 def console_db_path(gateway_config, settings):
     """Where the console keeps its records: as configured, else next to the event log."""
     return settings.db_path or Path(gateway_config.store_path).with_name("console.sqlite")
@@ -35,7 +46,7 @@ async def start_console(gateway, settings, dispatch=None, geofences=(), on_dispo
     app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed)
     runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
     await runner.setup()
-    await web.TCPSite(runner, *settings.listen).start()
+    await web.TCPSite(runner, *settings.listen, ssl_context=ssl_context(settings)).start()
     return runner
 
 

@@ -6,10 +6,19 @@
     escalate_after_seconds = 180        # an alarm not disposed of by then is escalated
     session_idle_minutes = 30
     session_max_hours = 12
-    login_max_failures = 5              # per account within login_window_minutes, then locked out
-    login_window_minutes = 15
-    login_lockout_seconds = 300
-    secure_cookies = false              # true when served over HTTPS (it should be, off loopback)
+    login_max_failures = 5              # failed logins per account from one address in the window, then backoff
+    login_address_max_failures = 20     # failed logins from one address, any accounts, then backoff
+    login_window_minutes = 15           # failures older than this are forgotten
+    login_backoff_seconds = 30          # first wait past a limit, doubled per further failure ...
+    login_lockout_seconds = 300         # ... up to this (never a hard lock; an admin can unlock)
+    hash_workers = 1                    # threads hashing passwords (argon2id, ~0.1 s CPU, 64 MiB each)
+    hash_queue = 8                      # logins that may wait for one; past that 429 at once
+    tls_cert_file = "console.crt"       # serve HTTPS itself (PEM); the cookie is then Secure
+    tls_key_file = "console.key"
+    secure_cookies = false              # force Secure behind a TLS-terminating proxy
+    process = "child"                   # "child": own process beside the gateway; "inline": in its loop
+    process_niceness = 5                # the child's nice increment: the receiver wins the CPU
+    live_poll_ms = 200                  # the child reads new events from the log this often
     vehicle_track_hours = 24
 
     [console.sites.1001]                # what the device registry does not carry
@@ -27,8 +36,10 @@ from pathlib import Path
 from gateway.config import ConfigError, parse_address
 
 KNOWN_KEYS = ("listen", "db_path", "escalate_after_seconds", "session_idle_minutes", "session_max_hours",
-              "login_max_failures", "login_window_minutes", "login_lockout_seconds", "secure_cookies",
-              "vehicle_track_hours", "sites")
+              "login_max_failures", "login_address_max_failures", "login_window_minutes", "login_backoff_seconds",
+              "login_lockout_seconds", "hash_workers", "hash_queue", "tls_cert_file", "tls_key_file",
+              "secure_cookies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites")
+PROCESS_MODES = ("child", "inline")
 
 
 @dataclass
@@ -39,9 +50,18 @@ class ConsoleSettings:
     session_idle_minutes: float = 30
     session_max_hours: float = 12
     login_max_failures: int = 5
+    login_address_max_failures: int = 20
     login_window_minutes: float = 15
+    login_backoff_seconds: float = 30
     login_lockout_seconds: float = 300
+    hash_workers: int = 1
+    hash_queue: int = 8
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     secure_cookies: bool = False
+    process: str = "child"
+    process_niceness: int = 5
+    live_poll_ms: int = 200
     vehicle_track_hours: float = 24
     sites: dict = field(default_factory=dict)        # account -> {"zones": {zone: name}, "contacts": [...]}
     clock: object = time.time                        # seconds; tests pass their own
@@ -77,8 +97,28 @@ def from_table(table, base_dir=Path("."), source="config"):
     settings.session_idle_minutes = _number(table, "session_idle_minutes", 30, 1, source)
     settings.session_max_hours = _number(table, "session_max_hours", 12, 0.1, source)
     settings.login_max_failures = int(_number(table, "login_max_failures", 5, 1, source))
+    settings.login_address_max_failures = int(_number(table, "login_address_max_failures", 20, 1, source))
     settings.login_window_minutes = _number(table, "login_window_minutes", 15, 1, source)
+    settings.login_backoff_seconds = _number(table, "login_backoff_seconds", 30, 0.1, source)
     settings.login_lockout_seconds = _number(table, "login_lockout_seconds", 300, 1, source)
+    settings.hash_workers = int(_number(table, "hash_workers", 1, 1, source))
+    settings.hash_queue = int(_number(table, "hash_queue", 8, 0, source))
+    settings.process_niceness = int(_number(table, "process_niceness", 5, 0, source))
+    settings.live_poll_ms = int(_number(table, "live_poll_ms", 200, 10, source))
+    process = table.get("process", "child")
+    if process not in PROCESS_MODES:
+        raise ConfigError("console.process", process, "expected one of " + ", ".join(PROCESS_MODES),
+                          'write process = "child"', source)
+    settings.process = process
+    for key in ("tls_cert_file", "tls_key_file"):
+        if key in table:
+            if not isinstance(table[key], str):
+                raise ConfigError("console." + key, table[key], "expected a file name", 'write e.g. "console.pem"', source)
+            path = Path(table[key])
+            setattr(settings, key, path if path.is_absolute() else Path(base_dir) / path)
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigError("console.tls_cert_file", str(settings.tls_cert_file), "needs tls_key_file too (and the reverse)",
+                          "give both, PEM files", source)
     settings.vehicle_track_hours = _number(table, "vehicle_track_hours", 24, 0.1, source)
     secure = table.get("secure_cookies", False)
     if not isinstance(secure, bool):

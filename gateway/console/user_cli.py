@@ -2,6 +2,7 @@
 e.g. the first admin before anyone can log in:
 
     jifang console-user add --db console.sqlite --username admin --role admin
+    jifang console-user unlock --db console.sqlite --username olga     # or --address 10.0.0.7
 
 The password is read from the terminal (or one line on stdin with
 --password-stdin), never from the command line, where `ps` and shell history
@@ -24,6 +25,11 @@ def add_arguments(parser):
     add.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
     listing = sub.add_parser("list", help="list accounts")
     listing.add_argument("--db", required=True)
+    unlock = sub.add_parser("unlock", help="clear failed logins of an account (every address) or of an address")
+    unlock.add_argument("--db", required=True)
+    who = unlock.add_mutually_exclusive_group(required=True)
+    who.add_argument("--username")
+    who.add_argument("--address", help="a client address, as the register shows it")
 
 
 def read_password(from_stdin):
@@ -61,7 +67,26 @@ async def _list(args):
         await db.close()
 
 
+async def _unlock(args):
+    from gateway.console.db import AsyncConsoleDB
+    from gateway.event import now_ms
+    db = AsyncConsoleDB(args.db)
+    await db.open()
+    try:
+        cleared = await db.unlock(username=args.username, client=args.address)
+        what = "account %s" % args.username if args.username else "address %s" % args.address
+        await db.register(now_ms(), "(command line)", "-", "login-unlock",
+                          "%s: %d failed logins cleared" % (what, cleared), "administration", "local")
+    finally:
+        await db.close()
+    return what, cleared
+
+
 def run(args):
+    if args.action == "unlock":
+        what, cleared = asyncio.run(_unlock(args))
+        print("%s: %d failed logins cleared" % (what, cleared))
+        return 0
     if args.action == "list":
         for user in asyncio.run(_list(args)):
             print("%-20s %-10s %s" % (user["username"], user["role"], "disabled" if user["disabled"] else "active"))

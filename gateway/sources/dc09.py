@@ -17,10 +17,26 @@ alarms.
 
 A bad frame never closes the connection: it is answered, logged with its reason,
 counted, and the next frame on the stream is read.
+
+Only the encrypted part of an encrypted frame is trusted (DESIGN.md, "Trust only what
+is authenticated"): the clear header (sequence, receiver, prefix, account) can be
+rewritten by anyone on the path without breaking the CRC, since the CRC is not a MAC.
+  - the account stored is the `#acct` inside the encrypted data; a header account that
+    disagrees with it is refused (NAK, reason "account_mismatch"). Under a shared key
+    (the "*" peering entry) an event whose encrypted data names no account is refused
+    too (reason "account_unauthenticated"): nothing then binds it to the header's
+    account. With a device's own key the key itself names the account.
+  - a message seen again within the timestamp window is a replay (see ReplayCache):
+    ACKed, so a panel retrying the very same bytes stops, and neither stored nor
+    forwarded again, whatever its clear sequence number says.
 """
 import asyncio
+import binascii
 import dataclasses
+import hashlib
 import logging
+import time
+from collections import OrderedDict
 
 from protocols import contactid, dc09
 from gateway.event import from_contact_id, now_ms
@@ -34,6 +50,116 @@ log = logging.getLogger("jifang.dc09")
 # A panel retries within seconds to minutes; reusing a sequence number in that time
 # would take it 10,000 messages.
 RETRY_WINDOW_SECONDS = 600
+
+
+# Replay cache entries kept at most (see ReplayCache); [receiver] replay_cache_size.
+DEFAULT_REPLAY_CACHE_SIZE = 65536
+
+
+class ReplayCache:
+    """The authenticated messages recently committed, to tell a replay from a new
+    message. An encrypted message is accepted only while its timestamp is within
+    [now - behind, now + ahead], so an entry is needed for ahead + behind seconds
+    after it is first seen, and no longer: past that the timestamp check refuses
+    the copy anyway.
+
+    Each message is entered under two digests:
+      - of the ciphertext (binary, so rewriting the hex in lower case changes nothing);
+      - of what decryption gave: token, data, extended data, timestamp. AES-CBC is
+        malleable: prepending any 16-byte block to the ciphertext, or changing bytes
+        of the first block that only hide the random pad, makes a different
+        ciphertext that decrypts to the same message (the receiver discards the pad).
+        The ciphertext digest alone would take that for a new message.
+    A message whose data names no account (a NULL link test) also has its clear
+    account and sequence in the second digest: two panels under one shared key, or
+    one panel link-testing twice in a second, send identical encrypted NULLs. So a
+    NULL replayed through the CBC trick under a new sequence is not caught; the most
+    it can do is make an account look heard from up to the window (60 s) later than
+    it was, which the genuine link test had already proved.
+
+    An entry counts only once its message is committed: while the first copy is in
+    flight a second copy waits for its outcome, and if the first was not committed
+    (store failure, NAK) the entry is dropped, so the retry is handled as new. That
+    keeps "ACK only after commit" true for a panel resending the very same bytes.
+
+    Bounded to `size` entries (each about 250 bytes): past it the oldest is evicted
+    and counted. Eviction can only let an old copy through to the store's own
+    duplicate check (account, sequence, device time, code, zone), never lose an
+    alarm: a full cache refuses nothing."""
+
+    def __init__(self, size, lifetime, clock=time.monotonic):
+        self.size = size
+        self.lifetime = lifetime
+        self.clock = clock
+        self.evicted = 0
+        self._entries = OrderedDict()     # digest -> entry [expires, future or True]
+
+    def __len__(self):
+        return len(self._entries)
+
+    @staticmethod
+    def digests(msg, frame, data_account):
+        start = frame.find(b"[", 7)      # after the header (a binary CRC may be b"[")
+        cipher = binascii.unhexlify(bytes(frame[start + 1:-1]))
+        content = repr((msg.token, msg.data, tuple(msg.xdata), tuple(msg.timestamp),
+                        None if data_account else (msg.account.upper(), msg.seq)))
+        return (b"c" + hashlib.sha256(cipher).digest(),
+                b"m" + hashlib.sha256(content.encode()).digest())
+
+    def _prune(self):
+        now = self.clock()
+        entries = self._entries
+        # Entries live a fixed time from insertion: insertion order is expiry order.
+        while entries:
+            digest, entry = next(iter(entries.items()))
+            if entry[0] > now:
+                break
+            del entries[digest]
+
+    async def claim(self, digests):
+        """None when the message was already committed (a replay); else a claim to
+        settle(committed) once the message is handled."""
+        while True:
+            self._prune()
+            entry = next((self._entries[d] for d in digests if d in self._entries), None)
+            if entry is None:
+                entry = [self.clock() + self.lifetime, asyncio.get_running_loop().create_future()]
+                for d in digests:
+                    self._entries[d] = entry
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+                    self.evicted += 1
+                return _Claim(self, digests, entry)
+            if entry[1] is True:
+                return None
+            await asyncio.shield(entry[1])   # the first copy is in flight: its outcome decides
+
+    def _settle(self, digests, entry, committed):
+        future = entry[1]
+        if committed:
+            entry[1] = True
+        else:
+            for d in digests:
+                if self._entries.get(d) is entry:
+                    del self._entries[d]
+        future.set_result(committed)
+
+
+class _Claim:
+    def __init__(self, cache, digests, entry):
+        self.cache, self.digests, self.entry = cache, digests, entry
+
+    def settle(self, committed):
+        self.cache._settle(self.digests, self.entry, committed)
+
+
+def data_account(data):
+    """The account a data block names (`#1234|...`), or None."""
+    if data.startswith("#"):
+        bar = data.find("|")
+        if bar > 1:
+            return data[1:bar]
+    return None
 
 
 class Unsupported(Exception):
@@ -58,6 +184,8 @@ class DC09Receiver:
         self._server = None
         self._udp = None
         self.address = None
+        self.replays = ReplayCache(config.replay_cache_size,
+                                   config.timestamp_ahead + config.timestamp_behind + 1)
 
     async def start(self, host, port):
         self._server = await asyncio.start_server(self._serve_tcp, host, port)
@@ -65,7 +193,9 @@ class DC09Receiver:
         loop = asyncio.get_running_loop()
         self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
             lambda: _UDPProtocol(self), local_addr=(host, self.address[1]))
-        self.metrics.add_gauges(lambda: [("jifang_connections", {}, len(self.connections))])
+        self.metrics.add_gauges(lambda: [("jifang_connections", {}, len(self.connections)),
+                                         ("jifang_dc09_replay_cache_entries", {}, len(self.replays)),
+                                         ("jifang_dc09_replay_evictions_total", {}, self.replays.evicted)])
         log.info("DC-09 receiver listening", extra={"host": host, "port": self.address[1], "transports": "tcp+udp"})
 
     async def stop(self):
@@ -107,35 +237,52 @@ class DC09Receiver:
     async def handle_frame(self, frame, source, peer):
         """The bytes to send back for one frame (None: send nothing)."""
         try:
-            msg, key = self._decode(frame)
+            msg, key, account = self._decode(frame)
         except ReceiverError as exc:
             return self._nak(exc.reason, str(exc), frame, peer)
         self.metrics.inc("jifang_frames_total", token=msg.token)
-        account = msg.account.upper()
+        if not msg.encrypted:
+            return (await self._handle(msg, key, account, frame, source, peer))[0]
+        claim = await self.replays.claim(ReplayCache.digests(msg, frame, data_account(msg.data)))
+        if claim is None:
+            self.metrics.inc("jifang_dc09_replays_total", token=msg.token)
+            if msg.token != "NULL":     # an event received again and recorded once, as a retry is
+                self.metrics.inc("jifang_events_duplicate_total", source=source)
+            log.warning("replayed message ACKed as a duplicate, not recorded again",
+                        extra={"peer": peer, "account": account, "token": msg.token, "seq": msg.seq})
+            return dc09.encode(dc09.make_ack(msg), key)
+        committed = False
+        try:
+            response, committed = await self._handle(msg, key, account, frame, source, peer)
+            return response
+        finally:
+            claim.settle(committed)
 
+    async def _handle(self, msg, key, account, frame, source, peer):
+        """(answer, committed) for a decoded, authenticated message."""
         if msg.token == "NULL":
             self.supervision.heard_from(account, link_test=True)
-            return dc09.encode(dc09.make_ack(msg), key)
+            return dc09.encode(dc09.make_ack(msg), key), True
         try:
-            events = self._events(msg, frame, source)
+            events = self._events(msg, account, frame, source)
         except Unsupported as exc:
             self.metrics.inc("jifang_duhs_total", token=msg.token)
             log.warning("DUH: " + str(exc), extra={"peer": peer, "account": account, "token": msg.token})
-            return dc09.encode(dc09.make_duh(msg))
+            return dc09.encode(dc09.make_duh(msg)), False
         except dc09.DC09Error as exc:
-            return self._nak("format", str(exc), frame, peer)
+            return self._nak("format", str(exc), frame, peer), False
         try:
             for event in events:
                 if not self._dated(msg):
                     event = await self._as_retry_of_recent(event)
                 await self.pipeline.submit(event)
         except InvalidEvent as exc:
-            return self._nak("format", str(exc), frame, peer)
+            return self._nak("format", str(exc), frame, peer), False
         except Exception as exc:
             log.error("event not committed, no answer sent (the device will retry)",
                       extra={"peer": peer, "account": account, "error": repr(exc)})
-            return None
-        return dc09.encode(dc09.make_ack(msg), key)
+            return None, False
+        return dc09.encode(dc09.make_ack(msg), key), True
 
     def _decode(self, frame):
         asked = {}
@@ -161,7 +308,25 @@ class DC09Receiver:
                                      self.config.timestamp_ahead, self.config.timestamp_behind)
             except dc09.DC09Error as exc:
                 raise ReceiverError("timestamp", exc.message)
-        return msg, (key if msg.encrypted else None)
+        return msg, (key if msg.encrypted else None), self._account(msg)
+
+    def _account(self, msg):
+        """The account the message is recorded under: for an encrypted message, the
+        one its encrypted data names (see the module's docstring)."""
+        header = msg.account.upper()
+        if not msg.encrypted:
+            return header
+        named = data_account(msg.data)
+        if named is not None:
+            if named.upper() != header:
+                raise ReceiverError("account_mismatch", "clear header account %s, encrypted data account %s"
+                                    % (msg.account, named))
+            return header
+        own = self.config.devices.get(header)
+        if msg.token != "NULL" and (own is None or own.key is None):
+            raise ReceiverError("account_unauthenticated", "encrypted under the shared key with no #account "
+                                "in the encrypted data: header account %s is not authenticated" % msg.account)
+        return header
 
     def _nak(self, reason, message, frame, peer):
         self.metrics.inc("jifang_naks_total", reason=reason)
@@ -182,7 +347,7 @@ class DC09Receiver:
             event.account, event.sequence, event.code, event.zone, event.qualifier, since)
         return event if earlier is None else dataclasses.replace(event, device_time=earlier)
 
-    def _events(self, msg, frame, source):
+    def _events(self, msg, account, frame, source):
         """The Events a message carries: one for ADM-CID, one per event for SIA-DCS."""
         if msg.token == "ADM-CID":
             reports = [msg.contact_id()]
@@ -196,7 +361,6 @@ class DC09Receiver:
                                                 (sia["address"] or sia["user"] or 0) % 1000))
         else:
             raise Unsupported("token %s not handled" % msg.token)
-        account = msg.account.upper()
         occurred = dict(msg.xdata).get("H")
         if occurred is not None:       # time of occurrence: stable across retries and relays
             device_time = dc09.to_seconds(dc09.parse_timestamp(occurred))

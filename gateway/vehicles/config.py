@@ -5,6 +5,13 @@
     auth_secret = "..."               # keys the authentication codes (keep it secret, keep it stable)
     session_timeout_seconds = 180     # silence after which a vehicle is offline
     position_retention_days = 183     # telemetry retention (road-transport rule: >= 6 months)
+    login_timeout_seconds = 30        # a connection that has not authenticated by then is closed
+    unauthenticated_max_refused = 3   # frames refused before authentication, then the connection is closed
+    reassembly_max_messages = 4       # subpackaged messages joined at once, per session
+    reassembly_max_packets = 256      # packets in one message
+    reassembly_session_bytes = 262144 # subpackage bytes held per session
+    reassembly_total_bytes = 8388608  # subpackage bytes held across sessions
+    reassembly_timeout_seconds = 60   # a partial message silent this long is dropped
 
     [vehicles]                        # fleet defaults for the rules
     max_speed_kmh = 80
@@ -36,6 +43,7 @@ from protocols.modbus_maps import MAPS
 from gateway.vehicles.geofence import RULES, SHAPES, Geofence
 from gateway.vehicles.registry import VEHICLE_KINDS, Vehicle, normalise_phone
 from gateway.vehicles.rules import RuleSettings
+from gateway.vehicles.server import SessionLimits
 
 SECTIONS = ("jt808", "vehicles", "edge")
 DEFAULT_POSITION_RETENTION_DAYS = 183        # 道路运输车辆动态监督管理办法: at least 6 months
@@ -49,6 +57,7 @@ class JT808Settings:
     auth_secret: str
     session_timeout: float = 180.0
     position_retention_days: int = DEFAULT_POSITION_RETENTION_DAYS
+    limits: SessionLimits = SessionLimits()
 
 
 @dataclass
@@ -165,8 +174,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
     root = _Table(own, "", source, list(SECTIONS))
     secrets = []
 
-    jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days"],
-                    default_empty=False)
+    jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days"]
+                    + list(LIMIT_KEYS), default_empty=False)
     jt808 = None
     if jt is not None:
         secret = jt.get("auth_secret", str, required=True,
@@ -180,7 +189,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
                            "set %d or more" % MIN_POSITION_RETENTION_DAYS)
         jt808 = JT808Settings(listen=jt.address("listen", required=True), auth_secret=secret,
                               session_timeout=float(jt.number("session_timeout_seconds", 180, 5, 86400)),
-                              position_retention_days=retention)
+                              position_retention_days=retention, limits=_limits(jt))
 
     vt = root.table("vehicles", ["max_speed_kmh", "overspeed_min_seconds", "max_parking_minutes",
                                  "max_driving_hours", "min_rest_minutes", "fleet", "geofences"])
@@ -225,6 +234,31 @@ def from_dict(data, base_dir=Path("."), source="config"):
 
     edge = _edge(root, base_dir)
     return VehiclesConfig(jt808=jt808, fleet=fleet, rules=rules, edge=edge, secrets=secrets)
+
+
+# [jt808] key -> (SessionLimits field, minimum, maximum); defaults are SessionLimits'.
+LIMIT_KEYS = {
+    "login_timeout_seconds": ("login_timeout", 1, 3600),
+    "unauthenticated_max_refused": ("unauthenticated_max_refused", 1, 100),
+    "reassembly_max_messages": ("reassembly_max_messages", 1, 256),
+    "reassembly_max_packets": ("reassembly_max_packets", 2, 65535),
+    "reassembly_session_bytes": ("reassembly_session_bytes", 4096, 1 << 30),
+    "reassembly_total_bytes": ("reassembly_total_bytes", 4096, 1 << 34),
+    "reassembly_timeout_seconds": ("reassembly_timeout", 1, 3600),
+}
+
+
+def _limits(jt):
+    defaults = SessionLimits()
+    values = {}
+    for key, (name, low, high) in LIMIT_KEYS.items():
+        default = getattr(defaults, name)
+        value = jt.number(key, default, low, high)
+        values[name] = type(default)(value)
+    if values["reassembly_total_bytes"] < values["reassembly_session_bytes"]:
+        raise jt.error("reassembly_total_bytes", "smaller than reassembly_session_bytes",
+                       "make the total at least one session's bound")
+    return SessionLimits(**values)
 
 
 def _edge(root, base_dir):

@@ -30,7 +30,7 @@ class VehicleCenter:
         self.listen = settings.listen
         self.registry = Registry(config.fleet, settings.auth_secret)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
-                                  session_timeout=settings.session_timeout)
+                                  session_timeout=settings.session_timeout, limits=settings.limits)
 
     async def start(self):
         await self.server.start(*self.listen)
@@ -41,9 +41,13 @@ class VehicleCenter:
     def gauges(self):
         """For Metrics.add_gauges: sessions held, vehicles online, frames refused."""
         server = self.server
-        return [("jifang_jt808_sessions", {}, len(server.sessions)),
-                ("jifang_jt808_vehicles_online", {}, sum(1 for v in server.vehicles.values() if v.session)),
-                ("jifang_jt808_frames_refused", {}, server.frames_bad)]
+        return ([("jifang_jt808_sessions", {}, len(server.sessions)),
+                 ("jifang_jt808_unauthenticated_sessions", {}, sum(1 for s in server.sessions if s.state is None)),
+                 ("jifang_jt808_vehicles_online", {}, sum(1 for v in server.vehicles.values() if v.session)),
+                 ("jifang_jt808_frames_refused", {}, server.frames_bad),
+                 ("jifang_jt808_reassembly_bytes", {}, server.reassembly_bytes)]
+                + [("jifang_jt808_refused_total", {"reason": r}, n) for r, n in sorted(server.refused.items())]
+                + [("jifang_jt808_closed_total", {"reason": r}, n) for r, n in sorted(server.closed.items())])
 
     async def acknowledge_alarm(self, account, **kwargs):
         """For the console: the operator acknowledged this vehicle's alarm (0x8203)."""

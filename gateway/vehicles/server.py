@@ -16,6 +16,16 @@ an authenticated session may report, and a second authenticated connection of
 the same vehicle replaces the first (the terminal reconnected; the old socket is
 half-dead).
 
+Before authentication a connection costs the center almost nothing, whoever
+opens it: it may register, authenticate and send heartbeats, nothing else (no
+subpackage is held for it, not one byte); anything else is answered "failure"
+(0x8001 result 1) and counted, and the connection is closed after
+`unauthenticated_max_refused` such frames or `login_timeout` seconds without
+authenticating. After authentication, subpackage reassembly is bounded per
+session (messages, packets, bytes, age) and across sessions (bytes): a packet
+over a bound is refused (result 1) and counted, and what a session held is given
+back when it goes (see SessionLimits).
+
 Sessions time out: a vehicle silent for `session_timeout` seconds is offline,
 which raises a communication trouble (Contact ID 350) with its last position and
 closes the socket; its next authentication raises the restore.
@@ -23,6 +33,8 @@ closes the socket; its next authentication raises the restore.
 import asyncio
 import logging
 import time
+from collections import Counter
+from dataclasses import dataclass
 
 from protocols import contactid
 from protocols import jt808
@@ -36,6 +48,27 @@ log = logging.getLogger("jifang.vehicles.jt808")
 
 RESULT_FAIL, RESULT_BAD, RESULT_UNSUPPORTED = 1, 2, 3
 READ_SIZE = 4096
+# What a connection may send before it has authenticated: register, authenticate,
+# heartbeat (a terminal keeps its link up while it waits to retry a refused login).
+PRE_AUTH = frozenset((0x0100, 0x0102, 0x0002))
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Bounds on what one connection, and all of them together, may cost the
+    center. Defaults: a terminal logs in within a second of connecting and sends
+    0x0704 back-fills of tens of positions (a few KB, a few packets); the bounds are
+    orders of magnitude above that and orders below what hurts the process.
+    Config keys: [jt808] login_timeout_seconds, unauthenticated_max_refused,
+    reassembly_max_messages, reassembly_max_packets, reassembly_session_bytes,
+    reassembly_total_bytes, reassembly_timeout_seconds."""
+    login_timeout: float = 30.0          # s connected without authenticating, then closed
+    unauthenticated_max_refused: int = 3  # refused frames before authentication, then closed
+    reassembly_max_messages: int = 4     # subpackaged messages being joined at once, per session
+    reassembly_max_packets: int = 256    # packets in one message (the header's total)
+    reassembly_session_bytes: int = 256 * 1024   # held per session (bodies + per-packet overhead)
+    reassembly_total_bytes: int = 8 * 1024 * 1024  # held across all sessions
+    reassembly_timeout: float = 60.0     # s without a packet, then the partial message is dropped
 
 
 def retransmission_request(last_packet, missing, flow):
@@ -86,7 +119,14 @@ class Session:
         self.version = 2013
         self.protocol_version = None
         self._flow = 0
-        self.reassembler = jt808.Reassembler(timeout=server.session_timeout)
+        self.opened = server.clock()
+        self.refused = 0             # frames refused before authentication
+        self.packets_refused = 0     # subpackages refused after it
+        limits = server.limits
+        self.reassembler = jt808.Reassembler(timeout=limits.reassembly_timeout,
+                                             max_pending=limits.reassembly_max_messages,
+                                             max_packets=limits.reassembly_max_packets,
+                                             max_bytes=limits.reassembly_session_bytes, clock=server.clock)
         self.waiting = {}            # our flow -> future of the terminal's 0x0001 result
 
     def next_flow(self):
@@ -115,16 +155,26 @@ class Session:
     def close(self):
         self.writer.close()
 
+    def abort(self):
+        """Close now, dropping what is not sent: for a connection cut by a limit,
+        which may not be reading (a plain close would wait to flush to it)."""
+        self.writer.transport.abort()
+
 
 class JT808Server:
-    def __init__(self, registry, submit, *, rules=None, session_timeout=180.0, clock=time.monotonic):
+    def __init__(self, registry, submit, *, rules=None, session_timeout=180.0, limits=SessionLimits(),
+                 clock=time.monotonic):
         """`submit(event)`: the pipeline's submit (returns after commit).
         `rules`: a FleetRules run on every position, or None."""
         self.registry = registry
         self.submit = submit
         self.rules = rules
         self.session_timeout = session_timeout
+        self.limits = limits
         self.clock = clock
+        self.reassembly_bytes = 0    # held by every session's reassembler together
+        self.refused = Counter()     # reason -> frames refused (for /metrics)
+        self.closed = Counter()      # reason -> connections closed by a limit
         self.vehicles = {v.account: VehicleState(v) for v in registry.by_account.values()}
         self.sessions = set()
         self.frames_bad = 0
@@ -222,9 +272,27 @@ class JT808Server:
             log.exception("JT/T 808 session failed", extra={"peer": session.peer})
         finally:
             self.sessions.discard(session)
+            self._release_reassembly(session)
             if session.state is not None and session.state.session is session:
                 session.state.session = None
             writer.close()
+
+    def _release_reassembly(self, session):
+        self.reassembly_bytes -= session.reassembler.bytes
+        session.reassembler.clear()
+
+    async def _refuse_unauthenticated(self, session, msg, reason):
+        """Answer "failure" to a frame a connection may not send before it has
+        authenticated, and close the connection at the limit."""
+        self.refused[reason] += 1
+        session.refused += 1
+        await self._respond(session, msg, RESULT_FAIL)
+        if session.refused >= self.limits.unauthenticated_max_refused:
+            self.closed["unauthenticated_refused"] += 1
+            log.warning("unauthenticated connection closed", extra={
+                "peer": session.peer, "refused": session.refused, "last_reason": reason,
+                "limit": self.limits.unauthenticated_max_refused})
+            session.abort()
 
     async def _frame(self, session, frame):
         try:
@@ -234,13 +302,35 @@ class JT808Server:
             self.frames_bad += 1
             log.warning("JT/T 808 frame refused", extra={"peer": session.peer, "reason": exc.reason, "error": str(exc)})
             return
+        if session.state is None and (msg.packet is not None or msg.encryption or msg.msg_id not in PRE_AUTH):
+            # Not one byte is held for a connection that has not authenticated.
+            await self._refuse_unauthenticated(
+                session, msg, "subpackage before authentication" if msg.packet is not None
+                else "message 0x%04X before authentication" % msg.msg_id)
+            return
         if msg.packet is not None:
+            reassembler = session.reassembler
+            held = reassembler.bytes
             try:
-                whole = session.reassembler.feed(msg)
+                if self.reassembly_bytes + len(msg.body.data) + reassembler.packet_overhead \
+                        > self.limits.reassembly_total_bytes:
+                    raise jt808.JT808Error("limit", "%d bytes in reassembly across sessions (limit %d)"
+                                           % (self.reassembly_bytes, self.limits.reassembly_total_bytes))
+                whole = reassembler.feed(msg)
             except jt808.JT808Error as exc:
-                await self._respond(session, msg, RESULT_BAD)
-                log.warning("subpackages refused", extra={"peer": session.peer, "error": str(exc)})
+                over = exc.reason == "limit"
+                self.refused["subpackage over a reassembly limit" if over else "subpackage invalid"] += 1
+                session.packets_refused += 1
+                await self._respond(session, msg, RESULT_FAIL if over else RESULT_BAD)
+                # One line for the first refusal of a session, then one per 1000 with the
+                # count: a terminal pushing past a bound must not flood the log as well.
+                if session.packets_refused % 1000 in (0, 1):
+                    log.warning("subpackage refused", extra={
+                        "peer": session.peer, "account": session.state.vehicle.account, "error": str(exc),
+                        "refused_in_session": session.packets_refused})
                 return
+            finally:
+                self.reassembly_bytes += reassembler.bytes - held
             if whole is None:
                 total, index = msg.packet
                 missing = session.reassembler.missing(msg.phone, msg.msg_id)
@@ -277,8 +367,11 @@ class JT808Server:
             await self._authenticate(session, msg, reply_to)
             return
         state = session.state
-        if state is None or normalise_phone(msg.phone) != state.vehicle.phone:
-            # Nothing is accepted from a terminal that has not authenticated.
+        if state is None:            # a heartbeat (the rest was refused in _frame): answered, no state
+            await self._respond(session, reply_to, 0)
+            return
+        if normalise_phone(msg.phone) != state.vehicle.phone:
+            # Another vehicle's phone on this authenticated link: nothing accepted.
             await self._respond(session, reply_to, RESULT_FAIL)
             return
         state.last_heard = self.clock()
@@ -296,11 +389,20 @@ class JT808Server:
 
     async def _register(self, session, msg):
         if not isinstance(msg.body, jt808.Register):
-            await self._respond(session, msg, RESULT_BAD)
+            if session.state is None:
+                await self._refuse_unauthenticated(session, msg, "registration not decodable")
+            else:
+                await self._respond(session, msg, RESULT_BAD)
             return
         result, code = self.registry.register(msg.phone, msg.body)
         session.phone = msg.phone
         await session.send(jt808.register_response(msg, result, code, flow=session.next_flow()))
+        if result != RESULT_OK and session.state is None:
+            self.refused["registration refused"] += 1
+            session.refused += 1
+            if session.refused >= self.limits.unauthenticated_max_refused:
+                self.closed["unauthenticated_refused"] += 1
+                session.abort()
         log_fn = log.info if result == RESULT_OK else log.warning
         log_fn("terminal registration: " + describe_register_result(result),
                extra={"peer": session.peer, "phone": msg.phone, "plate": msg.body.plate})
@@ -309,6 +411,8 @@ class JT808Server:
         code = msg.body.code if isinstance(msg.body, jt808.Authenticate) else ""
         vehicle = self.registry.authenticate(msg.phone, code)
         if vehicle is None:
+            self.refused["authentication refused"] += 1
+            self.closed["authentication_refused"] += 1
             await self._respond(session, reply_to, RESULT_FAIL)
             log.warning("authentication refused", extra={"peer": session.peer, "phone": msg.phone})
             session.close()
@@ -417,6 +521,19 @@ class JT808Server:
 
     def check_sessions(self):
         now = self.clock()
+        for session in list(self.sessions):
+            if session.writer.is_closing():
+                continue
+            if session.state is None and now - session.opened > self.limits.login_timeout:
+                self.closed["login_timeout"] += 1
+                log.warning("connection closed: no authentication in time",
+                            extra={"peer": session.peer, "login_timeout_s": self.limits.login_timeout})
+                session.abort()
+                continue
+            held = session.reassembler.bytes
+            if held:
+                session.reassembler.expire(now)
+                self.reassembly_bytes += session.reassembler.bytes - held
         for state in self.vehicles.values():
             if state.online and now - state.last_heard > self.session_timeout:
                 state.online = False
@@ -429,5 +546,5 @@ class JT808Server:
 
     async def _watch_sessions(self):
         while True:
-            await asyncio.sleep(min(1.0, self.session_timeout / 4))
+            await asyncio.sleep(min(1.0, self.session_timeout / 4, self.limits.login_timeout / 4))
             self.check_sessions()

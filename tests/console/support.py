@@ -15,6 +15,7 @@ from gateway.console.api_users import create_account
 from gateway.console.app import create_app
 from gateway.console.db import AsyncConsoleDB
 from gateway.console.keys import CONSOLE
+from gateway.console.serve import ssl_context
 from gateway.console.settings import ConsoleSettings
 from gateway.console.source import EventSource
 from gateway.event import from_contact_id
@@ -111,8 +112,9 @@ class Console:
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()
         port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        self.url = "http://127.0.0.1:%d/" % port
+        tls = ssl_context(self.settings)
+        await web.TCPSite(self.runner, "127.0.0.1", port, ssl_context=tls).start()
+        self.url = "%s://127.0.0.1:%d/" % ("https" if tls else "http", port)
 
     async def stop_console(self):
         await self.runner.cleanup()
@@ -125,8 +127,8 @@ class Console:
     def console(self):
         return self.app[CONSOLE]
 
-    async def client(self, username=None):
-        client = Client(self.url)
+    async def client(self, username=None, local_address=None):
+        client = Client(self.url, local_address)
         if username:
             await client.login(username)
         return client
@@ -172,9 +174,13 @@ class Console:
 class Client:
     """One browser-like HTTP client: its own cookie jar, and the CSRF token after login."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, local_address=None):
+        """`local_address`: the loopback address to connect from (127.0.0.2 ...), so a
+        test can be two clients at two addresses."""
         self.base = base_url
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        # ssl=False: the tests' self-signed certificate (see self_signed_cert).
+        connector = aiohttp.TCPConnector(local_addr=(local_address, 0) if local_address else None, ssl=False)
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector)
         self.csrf = None
         self.login_response = None
 
@@ -206,3 +212,27 @@ class Client:
 
     async def close(self):
         await self.http.close()
+
+
+def self_signed_cert(folder):
+    """(cert, key) PEM files for 127.0.0.1, made with `cryptography` (a dependency)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = Path(folder) / "console.crt", Path(folder) / "console.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

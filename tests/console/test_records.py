@@ -39,8 +39,11 @@ async def test_device_page_shows_its_history_and_the_view_is_registered(center, 
     assert body["zones"]["15"] == "Vault"
     assert (await ian.get("api/devices/9999"))[0] == 404
     _, register = await audrey.get("api/register?user=ian")
-    assert register["entries"][0]["what"] == "device 1001 with event history"
-    assert register["entries"][0]["records"] == 2
+    # Newest first: the refused look-up is registered too (issue 11 §6).
+    assert (register["entries"][0]["action"], register["entries"][0]["what"]) == \
+        ("refused", "GET /api/devices/9999 -> 404")
+    assert register["entries"][1]["what"] == "device 1001 with event history"
+    assert register["entries"][1]["records"] == 2
 
 
 async def test_vehicles_with_tracks_alarms_and_geofences(center, clients):

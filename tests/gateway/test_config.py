@@ -97,3 +97,25 @@ def test_mqtt_source_limits_default_and_range():
     assert err.key == "mqtt_source.max_payload_bytes" and err.value == 10
     err = error_for({"mqtt_source": {"broker": "127.0.0.1:18830", "status_memory": 0}})
     assert err.key == "mqtt_source.status_memory"
+
+
+def test_cluster_store_url_and_its_limits():
+    url = "postgresql://jifang_gateway:s3cret@127.0.0.1:6543/jifang"
+    cfg = config.from_dict({"gateway": {"name": "a"}, "store": {"url": url, "pool_size": 8},
+                                      "cluster": {"node": "n1", "lease_poll_seconds": 0.5}})
+    assert cfg.store_url == url and cfg.store_pool_size == 8
+    assert cfg.cluster.node == "n1" and cfg.cluster.lease_poll == 0.5 and cfg.cluster.lease_timeout == 2.0
+    assert "s3cret" in cfg.secrets                          # scrubbed from logs
+    assert config.from_dict({}).cluster is None          # SQLite stays the default
+    for data, key in [({"store": {"url": "mysql://x"}}, "store.url"),
+                      ({"store": {"url": url, "path": "x.db"}}, "store.path"),
+                      ({"store": {"url": url, "pool_size": 1}}, "store.pool_size"),
+                      ({"store": {"url": url, "pool_size": 65}}, "store.pool_size"),
+                      ({"store": {"url": url}, "cluster": {"lease_poll_seconds": 6}}, "cluster.lease_poll_seconds"),
+                      ({"store": {"url": url}, "cluster": {"lease_timeout_seconds": 0.01}}, "cluster.lease_timeout_seconds"),
+                      ({"store": {"url": url}, "cluster": {"follow_poll_seconds": 10}}, "cluster.follow_poll_seconds"),
+                      ({"store": {"url": url}, "cluster": {"heard_flush_seconds": 0}}, "cluster.heard_flush_seconds"),
+                      ({"cluster": {"node": "n1"}}, "cluster.node")]:
+        with pytest.raises(ConfigError) as info:
+            config.from_dict(data)
+        assert info.value.key == key, data

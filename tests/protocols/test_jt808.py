@@ -430,11 +430,44 @@ def test_reassembler_times_out_and_is_bounded():
     now[0] = 31
     assert r.feed(parts[1]) is None                            # part 1 was forgotten
     assert r.missing(parts[0].phone, 0x0704) == [1]
-    for phone in ("1", "2", "3"):
-        r.feed(Message(0x0900, phone, j.Raw(b"x"), packet=(2, 1)))
-    assert len(r) == 2
+    r.feed(Message(0x0900, "1", j.Raw(b"x"), packet=(2, 1)))
+    with pytest.raises(JT808Error) as e:     # a third message at once is refused, nothing evicted
+        r.feed(Message(0x0900, "2", j.Raw(b"x"), packet=(2, 1)))
+    assert e.value.reason == "limit" and "limit 2" in str(e.value)
+    assert len(r) == 2 and r.missing(parts[0].phone, 0x0704) == [1]
     with pytest.raises(JT808Error):
         r.feed(Message(0x0900, "9", j.Raw(b"x"), packet=(10_000, 1)))
+
+
+def test_reassembler_byte_bound_and_accounting():
+    """`bytes` is what is held: a packet sent again replaces its copy, a completed,
+    expired or cleared message gives its bytes back, and a packet that would pass
+    max_bytes is refused with the figures."""
+    now = [0.0]
+    r = j.Reassembler(timeout=30, max_bytes=250, packet_overhead=0, clock=lambda: now[0])
+    r.feed(Message(0x0900, "1", j.Raw(b"a" * 100), packet=(3, 1)))
+    r.feed(Message(0x0900, "1", j.Raw(b"a" * 100), packet=(3, 1)))      # the same packet again
+    assert r.bytes == 100
+    r.feed(Message(0x0900, "1", j.Raw(b"b" * 100), packet=(3, 2)))
+    with pytest.raises(JT808Error) as e:
+        r.feed(Message(0x0900, "1", j.Raw(b"c" * 100), packet=(3, 3)))
+    assert e.value.reason == "limit" and "200 bytes" in str(e.value) and "250" in str(e.value)
+    assert r.bytes == 200
+    now[0] = 31
+    r.expire()
+    assert r.bytes == 0 and len(r) == 0
+    r.feed(Message(0x0900, "1", j.Raw(b"a" * 10), packet=(2, 1)))
+    assert r.feed(Message(0x0900, "1", j.Raw(b"b" * 10), packet=(2, 2))).body.data == b"a" * 10 + b"b" * 10
+    assert r.bytes == 0
+    r.feed(Message(0x0900, "1", j.Raw(b"a" * 10), packet=(2, 1)))
+    r.clear()
+    assert r.bytes == 0 and len(r) == 0
+    tiny = j.Reassembler(max_bytes=1000, packet_overhead=256)    # 1-byte packets pay what holding them costs
+    for i in range(1, 4):
+        tiny.feed(Message(0x0900, "1", j.Raw(b"x"), packet=(9, i)))
+    assert tiny.bytes == 3 * 257
+    with pytest.raises(JT808Error):
+        tiny.feed(Message(0x0900, "1", j.Raw(b"x"), packet=(9, 4)))
 
 
 # --- round trips of generated messages ----------------------------------------

@@ -1,0 +1,340 @@
+"""The durable bus between cluster nodes: NATS JetStream, replicated streams.
+
+    receiver --submit--> Pipeline.accept (validate, enrich, heard-from)
+             --Bus.publish--> stream (R3) --PubAck--> the receiver ACKs the device
+    stream --Ingest (durable pull consumer, one per stream)--> Pipeline.commit --> store
+           --msg ack only after the store commit--
+
+Three streams, one per lane, so a lane's backlog is its own (lane_of() is the only
+place that decides, on the priority tier gateway/event.py gives every Event):
+
+    JIFANG_ALARMS     jifang.alarms.<class>.<account>     life-safety alarms and troubles
+    JIFANG_EVENTS     jifang.events.<class>.<account>     the other events (open/close, tests ...)
+    JIFANG_POSITIONS  jifang.positions.<class>.<account>  telemetry: positions and readings
+
+The ACK point. A device is answered once the replicated stream's PubAck arrives,
+not after the store commit on whichever node ingests it: in JetStream clustered
+mode the stream leader sends the PubAck only after the message's Raft entry is
+held by a quorum of the stream's replicas (2 of 3 for R3), so the loss of any one
+NATS node, or of the gateway node that published, loses nothing acknowledged; the
+ingest consumer carries it into the store from whichever node is alive. Waiting
+for the store as well would put the store's commit latency (and its outages) back
+on the device's ACK path, which is what the bus is there to absorb.
+(nats-server 2.9 holds a quorum's copy in the OS page cache, fsync'd on its own
+schedule: that survives kill -9 of any process and the loss of one machine; losing
+power to two of three machines at once within the sync interval does not. 2.10's
+`sync_interval: always` closes that, at a cost per message; see docs/cluster-bus.md.)
+
+Deduplication. Every message carries the header Nats-Msg-Id = Event.dedup_key, the
+same key the store's unique constraint uses. A panel retrying on its backup
+receiver (the other node) produces the same key: the stream drops the second copy
+within its duplicate window (PubAck.duplicate), and anything older than the window,
+or redelivered by the consumer after a crash between commit and ack, is dropped by
+the store (append() returns None for a key already recorded).
+
+Lanes never wait on each other. The alarms lane has its own NATS connection (its
+publishes never queue behind a flood of position publishes in one socket's write
+buffer) and its own consumer loop (a backlog of positions never sits in front of an
+alarm); the store's commit queue serves alarms first (gateway/pipeline.py).
+"""
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js import api
+
+from gateway.event import PRIORITY_TROUBLE, Event
+from gateway.tasks import cancel_and_wait
+
+log = logging.getLogger("jifang.bus")
+
+LANE_ALARMS = "alarms"
+LANE_EVENTS = "events"
+LANE_POSITIONS = "positions"
+LANES = (LANE_ALARMS, LANE_EVENTS, LANE_POSITIONS)
+
+SUBJECT_ROOT = "jifang"
+CONSUMER = "ingest"            # one durable per stream, shared by every node: each message goes to one of them
+MSG_ID = "Nats-Msg-Id"         # JetStream's deduplication header
+
+# How long a pull request waits on the server. A pull request lives on the
+# consumer's leader: when that NATS node dies, the request dies with it, and the
+# loop learns it only when the request would have expired. Short enough that this
+# adds well under a second to an alarm after a NATS node loss; one small request
+# per second per lane and node when idle.
+PULL_EXPIRES = 0.5
+# Client liveness: a NATS node whose process died closes the socket at once, but a
+# machine that vanished (power, network) leaves a half-open TCP connection that only
+# pings detect: 1 s pings, 2 unanswered -> reconnect to another node.
+PING_INTERVAL = 1
+MAX_OUTSTANDING_PINGS = 2
+RECONNECT_WAIT = 0.1
+
+
+def lane_of(event):
+    """The stream an Event travels on, from its priority tier (gateway/event.py) and,
+    among routine events, whether it is telemetry (positions, readings)."""
+    if event.priority <= PRIORITY_TROUBLE:
+        return LANE_ALARMS
+    if event.event_class == "telemetry":
+        return LANE_POSITIONS
+    return LANE_EVENTS
+
+
+def stream_name(lane):
+    return "JIFANG_" + lane.upper()
+
+
+def _token(text):
+    """A subject token: accounts are hex digits or terminal phone numbers, but a
+    subject must never gain a '.', '*', '>' or blank from one."""
+    return text if text.isalnum() and text.isascii() else "x" + text.encode().hex()
+
+
+def subject_for(event):
+    return "%s.%s.%s.%s" % (SUBJECT_ROOT, lane_of(event), event.event_class, _token(event.account))
+
+
+def lane_subjects(lane):
+    return ["%s.%s.>" % (SUBJECT_ROOT, lane)]
+
+
+@dataclass
+class BusSettings:
+    servers: list                         # ["nats://host:port", ...]; any node will do, the client learns the rest
+    replicas: int = 3                     # R3 on a 3-node cluster; 1 for a single-node dev setup
+    duplicate_window: float = 600.0       # seconds; matches the store's 10-minute retry window
+    publish_timeout: float = 5.0          # seconds a publish keeps retrying before the device gets no ACK
+    publish_attempt: float = 0.5          # seconds one attempt waits for its PubAck
+    max_stream_bytes: int = 1 << 30       # per stream; when full, publishes fail (no ACK) rather than drop
+    ack_wait: float = 30.0                # seconds before an unacked message is delivered again
+    ingest_batch: int = 256               # messages one pull asks for, and commits in flight per lane
+
+
+class BusUnavailable(RuntimeError):
+    """The event is not durable on the bus: its source must not ACK the device."""
+
+
+class Bus:
+    """Publishing side, and the connections both sides use."""
+
+    def __init__(self, settings, metrics=None, name="gateway"):
+        self.settings = settings
+        self.metrics = metrics
+        self.name = name
+        self.urgent = None           # connection of the alarms lane
+        self.bulk = None             # connection of the events and positions lanes
+
+    async def connect(self):
+        self.urgent = await self._connect("urgent")
+        self.bulk = await self._connect("bulk")
+
+    async def _connect(self, role):
+        async def disconnected():
+            log.warning("bus connection lost", extra={"connection": role})
+
+        async def reconnected():
+            log.info("bus connection back", extra={"connection": role, "server": str(nc.connected_url.netloc)})
+
+        async def error(exc):
+            log.warning("bus connection error", extra={"connection": role, "error": repr(exc)})
+
+        nc = await nats.connect(
+            servers=list(self.settings.servers), name="%s-%s" % (self.name, role),
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT,
+            ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_OUTSTANDING_PINGS,
+            connect_timeout=2, disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
+        return nc
+
+    def connection(self, lane):
+        return self.urgent if lane == LANE_ALARMS else self.bulk
+
+    async def close(self):
+        for nc in (self.urgent, self.bulk):
+            if nc is not None:
+                await nc.close()
+        self.urgent = self.bulk = None
+
+    def stream_config(self, lane):
+        s = self.settings
+        return api.StreamConfig(
+            name=stream_name(lane), subjects=lane_subjects(lane),
+            # Work queue: a message is removed once the ingest consumer acked it (it is
+            # in the store then); the stream holds only what is not stored yet.
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE, num_replicas=s.replicas,
+            duplicate_window=s.duplicate_window,
+            max_bytes=s.max_stream_bytes,
+            # Full (the store has been down for long): refuse new messages so their
+            # devices get no ACK and keep them, rather than drop acknowledged ones.
+            discard=api.DiscardPolicy.NEW)
+
+    async def ensure_streams(self):
+        """Create the three streams, or bring an existing one to this config (every
+        node does this at start; the same config twice is a no-op for the server)."""
+        jsm = self.bulk.jsm()
+        for lane in LANES:
+            config = self.stream_config(lane)
+            try:
+                await jsm.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != 10058:       # "stream name already in use with a different configuration"
+                    raise
+                await jsm.update_stream(config)
+
+    async def publish(self, event):
+        """Put one Event on its lane's stream; returns the PubAck once the replicated
+        stream holds it. Retries (same message id, so at most one copy is kept) until
+        publish_timeout, then raises BusUnavailable: the caller must not ACK."""
+        lane = lane_of(event)
+        js = self.connection(lane).jetstream()
+        subject, payload = subject_for(event), event.to_json().encode()
+        s = self.settings
+        deadline = time.monotonic() + s.publish_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            try:
+                ack = await js.publish(subject, payload, timeout=max(0.01, min(s.publish_attempt, remaining)),
+                                       stream=stream_name(lane), headers={MSG_ID: event.dedup_key})
+            except (nats.errors.Error, asyncio.TimeoutError) as exc:
+                # No responders while a stream elects a leader, a timeout while the
+                # connection moves to another node, "stream full": all may pass.
+                if time.monotonic() + 0.05 >= deadline:
+                    self._count("jifang_bus_publish_failed_total", lane)
+                    raise BusUnavailable("event not durable on the bus after %d attempts: %r" % (attempt, exc)) from exc
+                self._count("jifang_bus_publish_retries_total", lane)
+                await asyncio.sleep(min(0.05 * attempt, 0.25))
+                continue
+            self._count("jifang_bus_duplicate_total" if ack.duplicate else "jifang_bus_published_total", lane)
+            return ack
+
+    def _count(self, name, lane):
+        if self.metrics is not None:
+            self.metrics.inc(name, lane=lane)
+
+
+class Ingest:
+    """The consuming side: one durable pull consumer per stream, each with its own
+    loop, committing into the store through the pipeline (Pipeline.commit: group
+    commit, alarms first) and acking a message only after that commit returned.
+
+    Several nodes run it on the same durables: JetStream hands each message to one
+    of them. A node that dies between commit and ack has its messages delivered
+    again after ack_wait; the store's dedup key makes that a no-op."""
+
+    def __init__(self, bus, pipeline, lanes=LANES):
+        self.bus = bus
+        self.pipeline = pipeline
+        self.metrics = pipeline.metrics
+        self.lanes = lanes
+        self._tasks = []
+
+    def consumer_config(self):
+        s = self.bus.settings
+        return api.ConsumerConfig(
+            durable_name=CONSUMER, ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=s.ack_wait,
+            max_deliver=-1,                       # an alarm is never given up on
+            # Bounds what is delivered and not yet committed, across all nodes.
+            max_ack_pending=s.ingest_batch * 4)
+
+    async def start(self):
+        config = self.consumer_config()
+        jsm = self.bus.bulk.jsm()
+        for lane in self.lanes:
+            await jsm.add_consumer(stream_name(lane), config)
+        # Alarms first: their loop starts before the bulk lanes have pulled anything.
+        for lane in self.lanes:
+            self._tasks.append(asyncio.create_task(self._consume(lane), name="ingest-" + lane))
+
+    async def stop(self):
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        self._tasks = []
+
+    async def _consume(self, lane):
+        nc = self.bus.connection(lane)
+        batch = self.bus.settings.ingest_batch
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, pending_msgs_limit=batch * 8)
+        next_subject = "$JS.API.CONSUMER.MSG.NEXT.%s.%s" % (stream_name(lane), CONSUMER)
+        request = json.dumps({"batch": batch, "expires": int(PULL_EXPIRES * 1e9)}).encode()
+        slots = asyncio.Semaphore(batch)
+        running = set()
+        try:
+            while True:
+                # One pull request at a time; its messages are committed as they
+                # arrive (not when the batch is complete), so a lone alarm waits for
+                # nothing, and a flood streams through in batches.
+                try:
+                    await nc.publish(next_subject, request, reply=inbox)
+                except nats.errors.Error as exc:   # reconnecting: the client buffers, or refuses while closed
+                    log.warning("bus pull not sent", extra={"lane": lane, "error": repr(exc)})
+                    await asyncio.sleep(PULL_EXPIRES)
+                    continue
+                ends = time.monotonic() + PULL_EXPIRES + 0.25
+                received = 0
+                while received < batch:
+                    try:
+                        msg = await sub.next_msg(timeout=max(0.01, ends - time.monotonic()))
+                    except nats.errors.TimeoutError:
+                        break           # request expired, or died with its consumer leader: ask again
+                    status = msg.headers.get(api.Header.STATUS) if msg.headers else None
+                    if status is not None:
+                        if status == "100":
+                            continue    # idle heartbeat
+                        break           # 404 no messages, 408 expired, 409 leader changed: ask again
+                    received += 1
+                    await slots.acquire()
+                    task = asyncio.create_task(self._store(lane, msg))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _t: slots.release())
+        finally:
+            for task in list(running):
+                await cancel_and_wait(task)
+            await sub.unsubscribe()
+
+    async def _store(self, lane, msg):
+        try:
+            event = Event.from_dict(json.loads(msg.data))
+            # Checked again here: whoever can publish on the bus is not a receiver.
+            self.pipeline.validate(event)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:   # InvalidEvent is a ValueError
+            # Not an Event: delivering it again would fail again, and must not hold
+            # back the messages behind it.
+            log.error("bus message is not an event, dropped", extra={"lane": lane, "subject": msg.subject,
+                                                                      "error": repr(exc)})
+            self._count("jifang_bus_rejected_total", lane)
+            await msg.term()
+            return
+        try:
+            stored = await self.pipeline.commit(event)
+        except Exception as exc:
+            # Not committed: no ack. Ask for it again shortly rather than after ack_wait.
+            log.error("bus message not committed, will be delivered again",
+                      extra={"lane": lane, "error": repr(exc)})
+            self._count("jifang_bus_commit_failed_total", lane)
+            await self._settle(msg.nak(delay=1))
+            return
+        # The ack goes out only now, after the store's commit returned. Lost, it means
+        # one more delivery, which the store's dedup key turns into nothing.
+        await self._settle(msg.ack())
+        self._count("jifang_bus_ingested_total" if stored is not None else "jifang_bus_ingest_duplicate_total", lane)
+
+    async def _settle(self, coro):
+        try:
+            await coro
+        except nats.errors.Error as exc:
+            log.warning("bus ack not sent (the message will be delivered again)", extra={"error": repr(exc)})
+
+    def _count(self, name, lane):
+        if self.metrics is not None:
+            self.metrics.inc(name, lane=lane)

@@ -1,0 +1,442 @@
+"""The event log on PostgreSQL, for several gateway nodes sharing one store (cluster
+mode, `[store] url = "postgresql://..."`). Same rows, same hash, same verifier as
+the SQLite log (gateway/store.py); docs/cluster.md is the design.
+
+One chain, several writers. Every append takes the row lock on the one row of
+`chain_head` (lock_chain_head(): SELECT ... FOR UPDATE) before it reads the head, and keeps it to its
+commit. Appends from every node are so serialized: ids are issued consecutively
+in commit order with no gap (a sequence would leave gaps on rollback, which the
+verifier could not tell from a removed row), each row links to the row committed
+before it, and a reader that has seen id N has seen every id below N. A writer
+killed mid-transaction leaves nothing: its transaction rolls back and its lock
+goes with its connection.
+
+The database enforces the log's rules itself, whatever the gateway does:
+- the gateway's role (`gateway_role`) may SELECT and INSERT on `log`, nothing else;
+- `log_append` (BEFORE INSERT) refuses a row that does not continue the chain
+  (id = head + 1, prev_hash = head hash, hash = SHA-256 of the row) and moves
+  the head in the same transaction; only the purge function may add a purge row;
+- `log_refuse` refuses every UPDATE and TRUNCATE, and every DELETE not made by
+  `jifang_purge`, the one SECURITY DEFINER function that deletes: it applies
+  retention (never under 30 days, never past a forwarder's watermark) and writes
+  the purge row, which the verifier checks, before it deletes.
+
+Dedup across nodes: `dedup_key` is UNIQUE. Under the head lock a batch first looks
+its keys up (authoritative: no other append runs meanwhile); should an insert still
+meet the constraint, the transaction is retried and the key is then a duplicate,
+which the source ACKs as it does any duplicate.
+
+The side tables (forwarder cursors, dispatches, supervision's last-heard) are
+delivery state, not records: the gateway's role may change them.
+"""
+import json
+import threading
+
+from gateway.event import Event
+from gateway.store import GENESIS, StoredEvent, VerifyResult, _verify
+
+# Notification sent by every append at commit: followers on other nodes (the
+# forwarders' outboxes, the console) wake up at once instead of at their next poll.
+CHANNEL = "jifang_log"
+
+SCHEMA = r"""
+CREATE TABLE log (
+    id          bigint PRIMARY KEY,
+    kind        text NOT NULL CHECK (kind IN ('event', 'purge')),
+    dedup_key   text UNIQUE,
+    account     text,
+    event_class text,
+    priority    integer,
+    received_at_ms bigint NOT NULL,
+    body        text NOT NULL,
+    prev_hash   text NOT NULL,
+    hash        text NOT NULL
+);
+CREATE INDEX log_class_age ON log (event_class, received_at_ms);
+CREATE INDEX log_account_age ON log (account, received_at_ms);
+
+-- The head of the chain: the last id issued and its hash. Its row lock serializes
+-- appends; it also remembers the last id after the newest rows are deleted by
+-- someone who bypassed the triggers, so the verifier sees the tail is missing.
+CREATE TABLE chain_head (
+    chain     text PRIMARY KEY,
+    last_id   bigint NOT NULL,
+    last_hash text NOT NULL
+);
+INSERT INTO chain_head VALUES ('log', 0, '{genesis}');
+
+CREATE TABLE forwarder_cursor (forwarder text PRIMARY KEY, watermark bigint NOT NULL);
+CREATE TABLE forwarder_done (forwarder text NOT NULL, event_id bigint NOT NULL, PRIMARY KEY (forwarder, event_id));
+CREATE TABLE forwarder_dispatch (forwarder text NOT NULL, event_id bigint NOT NULL, requested_at_ms bigint NOT NULL,
+                                 PRIMARY KEY (forwarder, event_id));
+-- Supervision's last-heard, shared by the nodes (gateway/supervision.py): wall-clock ms.
+CREATE TABLE supervision_heard (account text PRIMARY KEY, heard_at_ms bigint NOT NULL, interval_s double precision);
+
+-- Set by jifang_purge() for its own transaction only: what lets its purge row and its
+-- deletes through the triggers. A table, not a setting: any role may change a
+-- setting, only the owner may write here (the gateway's role has no right on it).
+CREATE TABLE purge_marker (xact xid8 PRIMARY KEY);
+
+CREATE FUNCTION purging() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM purge_marker WHERE xact = pg_current_xact_id_if_assigned())
+$$;
+
+CREATE FUNCTION row_hash(row_id bigint, kind text, prev_hash text, body text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT encode(sha256(convert_to(row_id::text || E'\n' || kind || E'\n' || prev_hash || E'\n' || body, 'UTF8')), 'hex')
+$$;
+
+-- What an append starts with: the head, locked until the transaction ends. SECURITY
+-- DEFINER because a row lock needs UPDATE rights the gateway's role does not have.
+CREATE FUNCTION lock_chain_head(OUT last_id bigint, OUT last_hash text)
+LANGUAGE sql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+    SELECT last_id, last_hash FROM chain_head WHERE chain = 'log' FOR UPDATE
+$$;
+
+CREATE FUNCTION log_append() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+DECLARE
+    head chain_head%ROWTYPE;
+BEGIN
+    SELECT * INTO head FROM chain_head WHERE chain = 'log' FOR UPDATE;
+    IF NEW.id <> head.last_id + 1 THEN
+        RAISE EXCEPTION 'log row % does not continue the chain (head is row %)', NEW.id, head.last_id;
+    END IF;
+    IF NEW.prev_hash <> head.last_hash THEN
+        RAISE EXCEPTION 'log row % does not link to the hash of row %', NEW.id, head.last_id;
+    END IF;
+    IF NEW.hash <> row_hash(NEW.id, NEW.kind, NEW.prev_hash, NEW.body) THEN
+        RAISE EXCEPTION 'log row %: hash does not match its content', NEW.id;
+    END IF;
+    IF NEW.kind = 'purge' AND NOT purging() THEN
+        RAISE EXCEPTION 'purge rows are written only by jifang_purge()';
+    END IF;
+    UPDATE chain_head SET last_id = NEW.id, last_hash = NEW.hash WHERE chain = 'log';
+    RETURN NEW;
+END $$;
+CREATE TRIGGER log_append BEFORE INSERT ON log FOR EACH ROW EXECUTE FUNCTION log_append();
+
+CREATE FUNCTION log_refuse() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'log' AND purging() THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION 'the event log is append-only: % refused (retention purges through jifang_purge())', TG_OP;
+END $$;
+CREATE TRIGGER log_no_update BEFORE UPDATE ON log FOR EACH ROW EXECUTE FUNCTION log_refuse();
+CREATE TRIGGER log_no_delete BEFORE DELETE ON log FOR EACH ROW EXECUTE FUNCTION log_refuse();
+CREATE TRIGGER log_no_truncate BEFORE TRUNCATE ON log FOR EACH STATEMENT EXECUTE FUNCTION log_refuse();
+CREATE TRIGGER head_no_delete BEFORE DELETE OR TRUNCATE ON chain_head FOR EACH STATEMENT EXECUTE FUNCTION log_refuse();
+
+-- Retention: the one way rows leave the log. Records the purge in the chain first
+-- (the same purge row as the SQLite log's, which the verifier checks), then deletes.
+CREATE FUNCTION jifang_purge(retention jsonb, forwarders text[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+DECLARE
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    head chain_head%ROWTYPE;
+    lim bigint;
+    cls text;
+    r record;
+    runs jsonb := '[]';
+    run_first bigint;
+    run_last bigint;
+    run_hash text;
+    young jsonb;
+    n bigint := 0;
+    body text;
+BEGIN
+    IF retention ->> 'default' IS NULL THEN
+        RAISE EXCEPTION 'retention needs a "default"';
+    END IF;
+    FOR cls IN SELECT jsonb_object_keys(retention) LOOP
+        IF (retention ->> cls)::integer < {min_days} THEN
+            RAISE EXCEPTION 'retention of % is % days: the regulations require at least {min_days}', cls, retention ->> cls;
+        END IF;
+    END LOOP;
+    SELECT * INTO head FROM chain_head WHERE chain = 'log' FOR UPDATE;
+    lim := head.last_id;
+    FOR cls IN SELECT unnest(forwarders) LOOP      -- never what a forwarder has not delivered
+        lim := LEAST(lim, COALESCE((SELECT watermark FROM forwarder_cursor WHERE forwarder = cls), 0));
+    END LOOP;
+    FOR r IN SELECT id, event_class, received_at_ms, hash FROM log
+             WHERE kind = 'event' AND id <= lim
+               AND received_at_ms <= now_ms - COALESCE((retention ->> event_class)::bigint,
+                                                       (retention ->> 'default')::bigint) * 86400000
+             ORDER BY id LOOP
+        IF run_first IS NOT NULL AND r.id = run_last + 1 THEN
+            run_last := r.id;
+            run_hash := r.hash;
+        ELSE
+            IF run_first IS NOT NULL THEN
+                runs := runs || jsonb_build_array(jsonb_build_array(run_first, run_last, run_hash, young));
+            END IF;
+            run_first := r.id; run_last := r.id; run_hash := r.hash; young := '{{}}';
+        END IF;
+        young := young || jsonb_build_object(r.event_class,
+                                              GREATEST(COALESCE((young ->> r.event_class)::bigint, 0), r.received_at_ms));
+        n := n + 1;
+    END LOOP;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    runs := runs || jsonb_build_array(jsonb_build_array(run_first, run_last, run_hash, young));
+    body := jsonb_build_object('purged_at_ms', now_ms, 'retention_days', retention, 'runs', runs)::text;
+    INSERT INTO purge_marker VALUES (pg_current_xact_id());
+    INSERT INTO log (id, kind, received_at_ms, body, prev_hash, hash)
+        VALUES (head.last_id + 1, 'purge', now_ms, body, head.last_hash,
+                row_hash(head.last_id + 1, 'purge', head.last_hash, body));
+    FOR r IN SELECT value FROM jsonb_array_elements(runs) LOOP
+        DELETE FROM log WHERE kind = 'event' AND id BETWEEN (r.value ->> 0)::bigint AND (r.value ->> 1)::bigint;
+    END LOOP;
+    DELETE FROM purge_marker WHERE xact = pg_current_xact_id();
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION jifang_purge(jsonb, text[]), lock_chain_head(), log_append(), purging() FROM PUBLIC;
+"""
+
+GRANTS = """
+GRANT USAGE ON SCHEMA {schema} TO {role};
+GRANT SELECT, INSERT ON log TO {role};
+GRANT SELECT ON chain_head TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON forwarder_cursor, forwarder_done, forwarder_dispatch, supervision_heard TO {role};
+GRANT EXECUTE ON FUNCTION jifang_purge(jsonb, text[]), lock_chain_head() TO {role};
+"""
+
+
+def install_schema(admin_url, gateway_role, schema="public", min_retention_days=30):
+    """Create the log's tables, triggers and purge function as their owner (the role
+    of `admin_url`), and grant `gateway_role` what a gateway needs and no more.
+    Run once per database (`jifang log init-db`); the gateway never owns its log."""
+    import psycopg
+    from psycopg import sql
+    role = sql.Identifier(gateway_role).as_string(None)
+    schema_id = sql.Identifier(schema).as_string(None)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SET LOCAL search_path = %s" % schema_id)
+            conn.execute(SCHEMA.replace("{genesis}", GENESIS).replace("{schema}", schema_id)
+                         .replace("{min_days}", str(int(min_retention_days))).replace("{{}}", "{}"))
+            conn.execute(GRANTS.format(schema=schema_id, role=role))
+
+
+class PgEventLog:
+    """The synchronous log API of gateway.store.EventLog, on a psycopg pool.
+
+    Each call borrows a connection: writes come from the Store's one writer thread
+    (in order, like SQLite's), reads from its reader threads. The pool replaces a
+    connection that broke (PostgreSQL restarted) on the next borrow."""
+
+    def __init__(self, url, pool_size=4, connect_timeout=5):
+        from psycopg_pool import ConnectionPool
+        self.url = url
+        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
+                                   check=ConnectionPool.check_connection,
+                                   kwargs={"connect_timeout": connect_timeout, "application_name": "jifang"})
+        self.pool.open(wait=True, timeout=connect_timeout)
+        self._local = threading.local()
+        with self.pool.connection() as conn:
+            if conn.execute("SELECT to_regclass('log') IS NULL OR to_regclass('chain_head') IS NULL").fetchone()[0]:
+                raise RuntimeError("no jifang event log in %s: create it once with `jifang log init-db --db ADMIN_URL"
+                                   " --role GATEWAY_ROLE`" % _redact(url))
+
+    def close(self):
+        self.pool.close()
+
+    def _read(self, sql, args=None):
+        with self.pool.connection() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    # -- the chain ------------------------------------------------------------------
+
+    def append(self, events):
+        import psycopg
+        for attempt in (1, 2):
+            try:
+                return self._append(events)
+            except psycopg.errors.UniqueViolation:
+                # Only possible if a row got in without the head lock; the retry's
+                # lookup sees it and reports a duplicate.
+                if attempt == 2:
+                    raise
+
+    def _append(self, events):
+        keys = [ev.dedup_key for ev in events]
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                head_id, prev = conn.execute("SELECT * FROM lock_chain_head()").fetchone()
+                seen = {r[0] for r in conn.execute("SELECT dedup_key FROM log WHERE dedup_key = ANY(%s)", (keys,))}
+                from gateway.store import row_hash
+                ids, rows = [], []
+                row_id = head_id + 1
+                for ev, key in zip(events, keys):
+                    if key in seen:
+                        ids.append(None)
+                        continue
+                    seen.add(key)
+                    body = ev.to_json()
+                    h = row_hash(row_id, "event", prev, body)
+                    rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms,
+                                 body, prev, h))
+                    ids.append(row_id)
+                    prev = h
+                    row_id += 1
+                if rows:
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms,"
+                            " body, prev_hash, hash) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+        return ids
+
+    def head_id(self):
+        return self._read("SELECT last_id FROM chain_head WHERE chain = 'log'")[0][0]
+
+    def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
+        rows = self._read("SELECT body FROM log WHERE account = %s AND received_at_ms >= %s AND kind = 'event'"
+                          " ORDER BY id DESC", (account, since_ms))
+        for (body,) in rows:
+            d = json.loads(body)
+            if (d["sequence"], d["code"], d["zone"], d["qualifier"]) == (sequence, code, zone, qualifier):
+                return d["device_time"]
+        return None
+
+    def get(self, row_id):
+        rows = self._read("SELECT body FROM log WHERE id = %s AND kind = 'event'", (row_id,))
+        return StoredEvent(row_id, Event.from_dict(json.loads(rows[0][0]))) if rows else None
+
+    def events(self, after=0, account=None, limit=None):
+        sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > %s"
+        args = [after]
+        if account is not None:
+            sql += " AND account = %s"
+            args.append(account)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        return [StoredEvent(i, Event.from_dict(json.loads(b))) for i, b in self._read(sql, args)]
+
+    # -- forwarder cursors (shared by the nodes: a forwarder resumes where the last holder stopped)
+
+    def cursor(self, forwarder):
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("INSERT INTO forwarder_cursor SELECT %s, last_id FROM chain_head WHERE chain = 'log'"
+                             " ON CONFLICT (forwarder) DO NOTHING", (forwarder,))
+                watermark = conn.execute("SELECT watermark FROM forwarder_cursor WHERE forwarder = %s",
+                                         (forwarder,)).fetchone()[0]
+                done = {r[0] for r in conn.execute(
+                    "SELECT event_id FROM forwarder_done WHERE forwarder = %s AND event_id > %s", (forwarder, watermark))}
+        return watermark, done
+
+    def pending(self, watermark, done):
+        return [s for s in self.events(after=watermark) if s.id not in done]
+
+    def mark_delivered(self, forwarder, row_id, watermark):
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                # As on SQLite, a cursor need not wait for the disk: losing the last
+                # few only sends those events again, which every receiver dedupes.
+                conn.execute("SET LOCAL synchronous_commit = off")
+                if row_id > watermark:
+                    conn.execute("INSERT INTO forwarder_done VALUES (%s, %s) ON CONFLICT DO NOTHING", (forwarder, row_id))
+                # GREATEST: a node that lost the lease may still write a late, older
+                # watermark; it must not move the cursor back for the new holder.
+                conn.execute("UPDATE forwarder_cursor SET watermark = GREATEST(watermark, %s) WHERE forwarder = %s",
+                             (watermark, forwarder))
+                conn.execute("DELETE FROM forwarder_done WHERE forwarder = %s AND event_id <= %s", (forwarder, watermark))
+
+    def request_dispatch(self, forwarder, row_id):
+        from gateway.event import now_ms
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO forwarder_dispatch VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                         (forwarder, row_id, now_ms()))
+            conn.commit()
+
+    def dispatched(self, forwarder):
+        rows = self._read("SELECT event_id FROM forwarder_dispatch WHERE forwarder = %s ORDER BY requested_at_ms",
+                          (forwarder,))
+        return [s for s in (self.get(r[0]) for r in rows) if s is not None]
+
+    def dispatch_delivered(self, forwarder, row_id):
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM forwarder_dispatch WHERE forwarder = %s AND event_id = %s", (forwarder, row_id))
+            conn.commit()
+
+    # -- supervision --------------------------------------------------------------
+
+    def open_communication_troubles(self):
+        latest = {}
+        for (body,) in self._read("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
+            d = json.loads(body)
+            if d["code"] == 350 and d["source"] == "supervision":
+                latest[d["account"]] = d["qualifier"]
+        return {acct for acct, q in latest.items() if q == 1}
+
+    def record_heard(self, heard):
+        """heard: {account: (wall-clock ms, learned interval seconds or None)}. Keeps
+        the newest time of all nodes (GREATEST), so a late flush never moves it back."""
+        if not heard:
+            return
+        rows = [(a, ms, interval) for a, (ms, interval) in sorted(heard.items())]
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")   # lost on a crash = one interval of grace
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO supervision_heard VALUES (%s, %s, %s) ON CONFLICT (account) DO UPDATE SET"
+                        " heard_at_ms = GREATEST(supervision_heard.heard_at_ms, EXCLUDED.heard_at_ms),"
+                        " interval_s = COALESCE(EXCLUDED.interval_s, supervision_heard.interval_s)", rows)
+
+    def shared_heard(self):
+        return {a: (ms, interval) for a, ms, interval in
+                self._read("SELECT account, heard_at_ms, interval_s FROM supervision_heard")}
+
+    # -- retention ----------------------------------------------------------------
+
+    def purge(self, retention_days, forwarders=(), now=None):
+        if now is not None:
+            raise ValueError("the PostgreSQL store purges at the database's clock; `now` is for SQLite tests")
+        from psycopg.types.json import Jsonb
+        with self.pool.connection() as conn:
+            count = conn.execute("SELECT jifang_purge(%s, %s)", (Jsonb(retention_days), list(forwarders))).fetchone()[0]
+            conn.commit()
+        return count
+
+
+def _redact(url):
+    """The URL without its password, for messages."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:
+        return "the configured database"
+    parts.pop("password", None)
+    return make_conninfo(**parts)
+
+
+def verify(url):
+    """Walk the whole chain in one read-only snapshot (REPEATABLE READ): nodes may keep
+    appending while it runs; it checks the log as of its start. Streams the rows
+    through a server-side cursor, so a multi-year log need not fit in memory."""
+    import psycopg
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            head = conn.execute("SELECT last_id FROM chain_head WHERE chain = 'log'").fetchone()
+            last_issued = head[0] if head else 0
+            counter = iter(range(1 << 62))
+
+            def rows(sql):
+                cur = conn.cursor(name="verify%d" % next(counter))
+                cur.itersize = 2000
+                cur.execute(sql)
+                return cur
+            return _verify(rows, last_issued)
+
+
+__all__ = ["PgEventLog", "install_schema", "verify", "VerifyResult", "CHANNEL"]
