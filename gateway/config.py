@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.event import EVENT_CLASSES, CATEGORIES
+from protocols import bus
 
 # Records must be kept at least 30 days by the strictest rule the product serves
 # (DESIGN.md, "Rules"); a config asking for less is refused rather than obeyed.
@@ -27,6 +28,13 @@ DEFAULT_FORWARD_CLASSES = ("alarm", "trouble")
 DEFAULT_FORWARD_CATEGORIES = ("panic", "duress", "fire", "medical", "tamper")
 
 FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "console")
+
+# The device bus (mqtt_source): a message longer than this is refused unread (a
+# device's status is under 400 bytes, an event or a reading far less); the source
+# remembers the last status of this many devices, so that a status re-sent
+# unchanged (retained, or after a reconnect) is not stored again.
+MQTT_MAX_PAYLOAD = 4096
+MQTT_STATUS_MEMORY = 10000
 
 
 class ConfigError(ValueError):
@@ -301,11 +309,14 @@ def from_dict(data, base_dir=Path("."), source="config"):
     http = root.table("http", ["listen"])
     http_listen = http.address("listen")
 
-    mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix"], default_empty=False)
+    mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix", "max_payload_bytes", "status_memory"],
+                            default_empty=False)
     mqtt_source = None
     if mqtt_table is not None:
         mqtt_source = {"broker": mqtt_table.address("broker", required=True),
-                       "topic_prefix": mqtt_table.get("topic_prefix", str, "jifang")}
+                       "topic_prefix": mqtt_table.get("topic_prefix", str, bus.DEFAULT_PREFIX),
+                       "max_payload_bytes": int(mqtt_table.number("max_payload_bytes", MQTT_MAX_PAYLOAD, 64, 1 << 20)),
+                       "status_memory": int(mqtt_table.number("status_memory", MQTT_STATUS_MEMORY, 1, 1_000_000))}
 
     devices = {}
     for t in root.tables("devices", ["account", "key_hex", "key_text", "site", "address", "contact",

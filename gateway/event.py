@@ -10,13 +10,15 @@ from dataclasses import dataclass, fields, replace
 
 from protocols import contactid
 
-# Contact ID's classes, plus what non-alarm sources produce.
-EVENT_CLASSES = contactid.EVENT_CLASSES + ("telemetry",)
+# Contact ID's classes, plus what non-alarm sources produce: readings and positions
+# ("telemetry"), and a device's own report of its state over the bus ("status",
+# protocols/bus.py), both routine.
+EVENT_CLASSES = contactid.EVENT_CLASSES + ("telemetry", "status")
 CATEGORIES = contactid.CATEGORIES
 
 # Priority tiers (every queue in the gateway serves a lower number first) and
 # which class sits in which: one table for the gateway and the panel's queue,
-# protocols/contactid_classes.py. Telemetry and status are routine.
+# protocols/contactid_table.py. Telemetry and status are routine.
 PRIORITY_LIFE_SAFETY = contactid.PRIORITY_LIFE_SAFETY
 PRIORITY_TROUBLE = contactid.PRIORITY_TROUBLE
 PRIORITY_ROUTINE = contactid.PRIORITY_ROUTINE
@@ -58,6 +60,12 @@ class Event:
     def is_restore(self):
         return self.qualifier == contactid.QUALIFIER_RESTORE
 
+    @property
+    def from_device(self):
+        """Whether the device itself sent this, which proves it alive: not the gateway's
+        own supervision, not the broker's last will (a status with online false)."""
+        return is_from_device(self.source, self.event_class, self.values)
+
     def with_site(self, site):
         return replace(self, site=site)
 
@@ -81,6 +89,13 @@ class Event:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Event))
+
+
+def is_from_device(source, event_class, values):
+    """Event.from_device on the fields (the console reads events as dicts)."""
+    if source == "supervision":
+        return False
+    return not (event_class == "status" and not (values or {}).get("online"))
 
 
 def canonical_json(obj):

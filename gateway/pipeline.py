@@ -90,7 +90,7 @@ class Pipeline:
         validation, enrichment, and hearing from the device (supervision)."""
         self.validate(event)
         event = self.enrich(event)
-        if self.supervision is not None and event.source != "supervision":
+        if self.supervision is not None and event.from_device:
             self.supervision.heard_from(event.account)
         return event
 

@@ -17,7 +17,6 @@ A DUT has the same interface on every target: `start()`, `expect()`,
 `stop()`. The `board` target (an ESP32 on a serial port) and `qemu` implement
 `_spawn()` / `_send_control()` / `_kill()` differently: see docs/firmware.md.
 """
-import hashlib
 import json
 import os
 import re
@@ -31,43 +30,29 @@ from pathlib import Path
 
 from hil import micropython
 from hil.manifest import ROOT, device_sources
+from tools.mpy import compile_to, device_path
+from protocols.crc import pin_hash  # noqa: F401  (the sims' configs, the tests and the bench take it from here)
 
 BUILD = ROOT / "build" / "mpy"
 _build_lock = threading.Lock()
 
 
 def build_mpy(dest=BUILD):
-    """Compile every device source with mpy-cross into `dest` (same layout as on the
-    device: protocols/ as a package, firmware/'s contents at the top). Incremental."""
+    """Compile every device source (tools/mpy.py) into `dest`, laid out as on the
+    device: protocols/ as a package, firmware/'s contents at the top. Incremental:
+    a .mpy newer than its source is kept."""
     with _build_lock:
         for src in device_sources():
-            rel = src.relative_to(ROOT)
-            if rel.parts[0] == "firmware":
-                rel = Path(*rel.parts[1:])
-            out = dest / rel.with_suffix(".mpy")
+            out = dest / device_path(src).with_suffix(".mpy")
             if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
                 continue
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(".%d.tmp" % os.getpid())   # other pytest processes may build too
-            # -s: the source name recorded in the .mpy is the path the module is
-            # imported from ("core/app.mpy"), so both are one qstr in the device's RAM
-            # instead of two (a full host path would be a long one).
-            r = subprocess.run([micropython.mpy_cross_binary(), "-s", rel.with_suffix(".mpy").as_posix(),
-                                "-o", str(tmp), str(src)],
-                               capture_output=True, text=True)
-            if r.returncode:
-                raise RuntimeError("mpy-cross %s: %s" % (src, r.stderr))
-            os.replace(tmp, out)
+            compile_to(src, out)
     return dest
 
 
 def mpy_size(dest=BUILD):
     """Total bytes of the .mpy files (the app as flashed)."""
     return sum(p.stat().st_size for p in Path(dest).rglob("*.mpy"))
-
-
-def pin_hash(salt, pin):
-    return hashlib.sha256((salt + pin).encode()).hexdigest()
 
 
 def wiegand(nbits, number):

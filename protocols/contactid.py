@@ -6,12 +6,11 @@
 #   3 restore or closing, 6 previously reported / status), event code, group or
 #   partition, zone or user, check digit.
 #
-# The event class, category and priority come from the code-range table in
-# contactid_classes.py (kept apart: the panel's queue loads it without this module);
+# The event class, category and priority come from the one code-range table,
+# contactid_table.py (kept apart: the panel's queue loads it without this module);
 # the name table (contactid_codes.py) is loaded only by describe().
-from protocols.contactid_classes import (EVENT_CLASSES, CATEGORIES, PRIORITY_LIFE_SAFETY,  # noqa: F401
-                                         PRIORITY_TROUBLE, PRIORITY_ROUTINE, priority_of, priority,
-                                         classify)
+from protocols import contactid_table
+from protocols.contactid_table import PRIORITY_LIFE_SAFETY, PRIORITY_TROUBLE, PRIORITY_ROUTINE, priority  # noqa: F401
 
 
 class ContactIDError(ValueError):
@@ -22,6 +21,27 @@ QUALIFIER_NEW = 1
 QUALIFIER_RESTORE = 3
 QUALIFIER_STATUS = 6
 QUALIFIERS = (QUALIFIER_NEW, QUALIFIER_RESTORE, QUALIFIER_STATUS)
+
+# Event classes the gateway routes on, and the finer categories forwarder filters
+# use. contactid_table.py stores indices into these: append only.
+EVENT_CLASSES = ("alarm", "trouble", "open_close", "access", "bypass", "test", "other")
+CATEGORIES = ("medical", "fire", "panic", "duress", "burglary", "tamper", "gas",
+              "environmental", "power", "communication", "system", "access",
+              "arming", "bypass", "test", "other")
+
+
+def classify(code):
+    """(event_class, category) for a 3-digit event code, from the table."""
+    b = contactid_table.row(code)
+    return EVENT_CLASSES[b >> 4], CATEGORIES[b & 15]
+
+
+def priority_of(event_class):
+    """The tier of an event class; a class Contact ID does not have (the gateway's
+    "telemetry", "status") is routine."""
+    if event_class in EVENT_CLASSES:
+        return contactid_table.CLASS_TIERS[EVENT_CLASSES.index(event_class)]
+    return PRIORITY_ROUTINE
 
 # DTMF digit values: "0" is sent as 10 ("A"); B-F are 11-15 (DC-05 section 2.1).
 _HEX = "0123456789ABCDEF"

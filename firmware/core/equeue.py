@@ -5,7 +5,7 @@
 #   | 20 state (0xFF pending, 0x00 done) | 21..23 0xFF
 # payload: seq u32 | time u32 | qualifier u8 | partition u8 | code u16 | zone u16
 #          | priority u8 | flags u8            (little-endian)
-# priority: the Contact ID tier of the code (protocols/contactid_classes.py: 0 life
+# priority: the Contact ID tier of the code (protocols/contactid_table.py: 0 life
 # safety, 1 trouble, 2 routine), the same table the gateway routes by. It is kept
 # for diagnostics; at boot a record is ranked from its code, so records written by
 # firmware that counted priorities the other way (3 = alarm) are ranked right.
@@ -30,7 +30,7 @@
 import struct
 from core.compat import const
 from protocols.crc import crc16_arc
-from protocols.contactid_classes import priority, PRIORITY_TROUBLE, PRIORITY_ROUTINE
+from protocols import contactid_table
 
 SLOT = const(24)
 _MAGIC = const(0xA5)
@@ -39,10 +39,6 @@ _STATE_OFF = const(20)
 FMT = "<IIBBHHBB"
 
 _CODE_OVERFLOW = const(624)
-
-
-def _rank(tier):
-    return 1 + PRIORITY_ROUTINE - tier
 
 
 try:
@@ -63,7 +59,7 @@ class EventQueue:
         self._mv = memoryview(self._buf)
         self._head = self._mv[0:18]              # what the CRC covers
         self._one = bytearray(1)
-        self.meta = bytearray(capacity)          # 0 free, else the rank (_rank)
+        self.meta = bytearray(capacity)          # 0 free, else 1 + PRIORITY_ROUTINE - tier
         self.seqs = array("H", bytes(2 * capacity))
         self.next_seq = 1
         self.pos = 0                             # next slot to try (round robin)
@@ -102,7 +98,7 @@ class EventQueue:
             self.seqs[i] = seq & 0xFFFF
             if buf[_STATE_OFF] == 0xFF:
                 code = struct.unpack_from("<H", buf, 12)[0]
-                self.meta[i] = _rank(priority(code))
+                self.meta[i] = 1 + contactid_table.PRIORITY_ROUTINE - contactid_table.priority(code)
                 self.pending += 1
                 if code == _CODE_OVERFLOW:
                     self._overflow_slot = i
@@ -143,8 +139,8 @@ class EventQueue:
     # -- API --------------------------------------------------------------
     def push(self, qualifier, code, partition=0, zone=0, flags=0, when=None):
         """Commit one event; returns its seq, or 0 when it was itself dropped. Its
-        priority is the code's (contactid_classes.priority), nothing else."""
-        prio = priority(code)
+        priority is the code's (contactid_table.priority), nothing else."""
+        prio = contactid_table.priority(code)
         slot = self._free_slot(prio)
         if slot < 0:
             self.dropped += 1
@@ -174,7 +170,7 @@ class EventQueue:
         b[22] = 0xFF
         b[23] = 0xFF
         self._write_slot(slot)
-        self.meta[slot] = _rank(prio)
+        self.meta[slot] = 1 + contactid_table.PRIORITY_ROUTINE - prio
         self.seqs[slot] = seq & 0xFFFF
         self.pending += 1
         self.pos = (slot + 1) % self.capacity
@@ -205,7 +201,7 @@ class EventQueue:
                 victim = i
                 vp = m
                 vs = seqs[i]
-        if victim < 0 or vp > _rank(prio):   # everything queued matters more
+        if victim < 0 or vp > 1 + contactid_table.PRIORITY_ROUTINE - prio:   # everything queued matters more
             return -1
         self._set_done(victim)
         self.dropped += 1
@@ -219,9 +215,9 @@ class EventQueue:
         if o >= 0 and self.meta[o]:
             return
         n = self.dropped if self.dropped < 999 else 999
-        slot = self._free_slot(PRIORITY_TROUBLE)
+        slot = self._free_slot(contactid_table.PRIORITY_TROUBLE)
         if slot >= 0:
-            self._write(slot, 1, _CODE_OVERFLOW, 0, n, PRIORITY_TROUBLE, 0, None)
+            self._write(slot, 1, _CODE_OVERFLOW, 0, n, contactid_table.PRIORITY_TROUBLE, 0, None)
         self._drop_noted = False
 
     def next(self):

@@ -1,13 +1,7 @@
 # PINs are stored as sha256(salt + PIN) in hex; the salt is per device (config
 # "salt", from the provisioning CSV; NVS on the ESP32). The entered PIN is hashed
 # and compared in constant time; PINs never reach the log.
-import hashlib
-import binascii
-
-
-def pin_hash(salt, pin):
-    h = hashlib.sha256(salt.encode() + pin.encode() if isinstance(pin, str) else salt.encode() + pin)
-    return binascii.hexlify(h.digest()).decode()
+from protocols.crc import pin_hash   # the one definition, shared with the tools
 
 
 def _same(a, b):

@@ -3,7 +3,7 @@
 #
 # Keypad: ROOM #  call a room (0 # or G calls the guard station); * PIN #  open with
 # a PIN; # alone during a call hangs up. The "call" button calls the guard.
-# Call signalling (JSON, QoS 0), prefix = config mqtt.prefix (default "jifang"):
+# Call signalling (JSON, QoS 0; topics in protocols/bus.py), prefix = config mqtt.prefix:
 #   door -> <prefix>/room/<room>/call (or <prefix>/guard/call):
 #           {"op": "ring"|"hangup"|"cancel", "door": id, "call": n}
 #   unit -> <prefix>/door/<id>/call: {"op": "answer"|"reject"|"busy"|"hangup"|"open", "call": n}
@@ -18,6 +18,7 @@ from core.compat import ticks_add, ticks_diff
 from core.log import log
 from core.users import Users
 from intercom import wiegand
+from protocols import bus
 
 IDLE = "idle"
 RINGING = "ringing"
@@ -47,7 +48,7 @@ class Intercom:
         self.ring_timeout = ic.get("ring_timeout", 30) * 1000
         self.talk_timeout = ic.get("talk_timeout", 120) * 1000
         self.lockout_attempts = cfg.get("lockout_attempts", 5)
-        self.prefix = (cfg.get("mqtt") or {}).get("prefix", "jifang")
+        self.prefix = (cfg.get("mqtt") or {}).get("prefix", bus.DEFAULT_PREFIX)
         self.zones = ()
         self.publish = None          # set by main: f(topic, payload, retain=False)
         self.outs = {}
@@ -208,14 +209,9 @@ class Intercom:
             self.blen += 1
 
     # -- calls -----------------------------------------------------------------------
-    def _topic(self, to):
-        if to == "guard":
-            return "%s/guard/call" % self.prefix
-        return "%s/room/%s/call" % (self.prefix, to)
-
     def _signal(self, op):
         if self.publish and self.call_to is not None:
-            self.publish(self._topic(self.call_to), json.dumps({"op": op, "door": self.id, "call": self.call_id}))
+            self.publish(bus.call_topic(self.prefix, self.call_to), json.dumps({"op": op, "door": self.id, "call": self.call_id}))
 
     def call(self, to, now):
         if self.call_state != IDLE:
@@ -263,10 +259,10 @@ class Intercom:
             self.end_call()
 
     def subscriptions(self):
-        return ["%s/door/%s/call" % (self.prefix, self.id)]
+        return [bus.door_topic(self.prefix, self.id)]
 
     def status_json(self, w):
-        """The door station's part of the status, into JsonOut w (core/app.py)."""
+        """The door station's part of the status (protocols/bus_status.py), into JsonOut w."""
         w.put("call", self.call_state)
         w.put("door", "open" if self.door_open else "closed")
         w.put("forced", self.forced)

@@ -19,13 +19,14 @@ from core.compat import ticks_add, ticks_diff
 from core.log import log, quiet as log_quiet
 from struct import pack_into, unpack_from
 from protocols.crc import crc16_arc
+from protocols import bus
 from core.users import Users
 from panel import zones as Z
 
 from panel.state import ARMED, ALARM_CODE, MAXKEYS, dl as _dl, due as _due
 
 # partition states and arm modes as saved (an index each)
-_STATES = ("disarmed", "arming", "armed_away", "armed_home", "armed_night", "pending", "triggered")
+_STATES = bus.PARTITION_STATES   # the state file stores the index
 from panel import keypad as _keypad
 from panel import troubles as _troubles
 
@@ -401,7 +402,7 @@ class Panel:
 
     # -- status ----------------------------------------------------------------
     def status_json(self, w):
-        """The panel's part of the status, into JsonOut w (core/app.py)."""
+        """The panel's part of the status (protocols/bus_status.py), into JsonOut w."""
         w.begin("partitions")
         for p in self.plist:
             w.put(p.n, p.state)

@@ -2,8 +2,7 @@
 # "disarmed", "arming", "armed_away", "armed_home", "armed_night", "pending",
 # "triggered" (literals, not named constants: each name is one more qstr in RAM).
 from core.compat import ticks_add, ticks_diff
-
-ARMED = ("armed_away", "armed_home", "armed_night")
+from protocols.bus import ARMED                     # the bus says which states are armed
 
 ALARM_CODE = {"entry_exit": 134, "instant": 130, "perimeter": 131, "interior": 132,
               "fire": 110, "medical": 100, "tamper": 137}

@@ -62,6 +62,7 @@ class LogReader:
 
     # SQL that differs between the engines; everything else is the same text.
     JSON_SOURCE = "json_extract(body, '$.source')"
+    JSON_OFFLINE = "json_extract(body, '$.values.online') = 0"
 
     def __init__(self, path):
         self.path = str(path)
@@ -119,19 +120,24 @@ class LogReader:
         consistent view of the log while the gateway keeps writing):
         (head id, {account: last report ms}, state events, queueable events).
         State events are those that decide a device's state (troubles, openings and
-        closings) plus each account's latest position, oldest first; queueable events
+        closings) plus each account's latest position and latest bus status, oldest first; queueable events
         are those above `start_id` with priority <= max_priority."""
         def query():
             self._db.execute("BEGIN")
             try:
                 head = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM log").fetchone()[0]
                 # The gateway's own supervision events are not reports from the device.
+                # Nor is the broker's last will of a device (a status with online false).
                 last = dict(self._db.execute(
                     "SELECT account, MAX(received_at_ms) FROM log WHERE kind = 'event'"
-                    " AND " + self.JSON_SOURCE + " != 'supervision' GROUP BY account"))
+                    " AND " + self.JSON_SOURCE + " != 'supervision'"
+                    " AND NOT (event_class = 'status' AND " + self.JSON_OFFLINE + ")"
+                    " GROUP BY account"))
                 state_events = self._rows(
                     "SELECT id, body FROM log WHERE kind = 'event' AND (event_class IN ('trouble', 'open_close')"
                     " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND body LIKE '%\"position\":[%'"
+                    " GROUP BY account)"
+                    " OR id IN (SELECT MAX(id) FROM log WHERE kind = 'event' AND event_class = 'status'"
                     " GROUP BY account)) ORDER BY id")
                 queueable = self._rows("SELECT id, body FROM log WHERE kind = 'event' AND id > ? AND priority <= ?"
                                        " ORDER BY id", (start_id, max_priority))
@@ -159,6 +165,7 @@ class PgLogReader(LogReader):
     BEGIN ... COMMIT makes one consistent view as on SQLite."""
 
     JSON_SOURCE = "(body::jsonb ->> 'source')"
+    JSON_OFFLINE = "(body::jsonb -> 'values' ->> 'online') = 'false'"
 
     async def open(self):
         def connect():

@@ -7,8 +7,8 @@ The queue holds every alarm or trouble (priority tier 0 or 1, not a restore)
 that has no disposition. It is left only through `dispose`: no timeout, no
 restore and no dispatch takes an alarm off it.
 """
-from gateway.event import PRIORITY_TROUBLE
-from protocols import contactid
+from gateway.event import PRIORITY_TROUBLE, is_from_device
+from protocols import bus, contactid
 
 QUEUE_MAX_PRIORITY = PRIORITY_TROUBLE
 COMMUNICATION_TROUBLE = 350          # raised by the gateway's supervision when a device goes silent
@@ -57,12 +57,20 @@ class DeviceState:
         self.position = None          # {"lat", "lon", "at_ms"}
         self.walk_test = None         # {"by", "since_ms"} while an installer tests the device
         self.walk_tests = []          # [(start_ms, end_ms or None)], to tell which alarms came during one
+        self.status = None            # the device's last status over the bus (protocols/bus.py) + "at_ms"
 
     def apply(self, event):
         """Update from one event (events must come in log order)."""
         at = event["received_at_ms"]
-        if event["source"] != "supervision":
+        if is_from_device(event["source"], event["event_class"], event.get("values")):
             self.last_report_ms = max(self.last_report_ms or 0, at)
+        if event["event_class"] == "status":
+            # What the device says of itself. Its partitions decide "armed" as an opening
+            # or closing does: whichever came last in the log.
+            self.status = dict(event["values"] or {}, at_ms=at)
+            armed = self.armed_by_status(self.status)
+            if armed is not None:
+                self.armed = armed
         restore = event["qualifier"] == contactid.QUALIFIER_RESTORE
         if event["event_class"] == "trouble":
             if event["code"] == COMMUNICATION_TROUBLE and event["source"] == "supervision":
@@ -77,6 +85,15 @@ class DeviceState:
         if event.get("position"):
             lat, lon = event["position"]
             self.position = {"lat": lat, "lon": lon, "at_ms": at}
+
+    @staticmethod
+    def armed_by_status(status):
+        """"armed" if any partition of a status is armed, "disarmed" if none is,
+        None if it names no partitions (an intercom, a last will)."""
+        parts = status.get("partitions")
+        if not parts:
+            return None
+        return "armed" if any(s in bus.ARMED for s in parts.values()) else "disarmed"
 
     def on_test_at(self, at_ms):
         return any(start <= at_ms and (end is None or at_ms < end) for start, end in self.walk_tests)
@@ -102,6 +119,7 @@ class DeviceState:
         return {"account": self.account, "site": self.site, "address": self.address, "contact": self.contact,
                 "type": self.type, "registered": self.registered, "state": self.state, "armed": self.armed,
                 "last_report_ms": self.last_report_ms, "position": self.position, "walk_test": self.walk_test,
+                "status": self.status,
                 "troubles": [{"code": c, "zone": z, **t} for (c, z), t in sorted(self.troubles.items())]}
 
 

@@ -47,15 +47,15 @@ def peer(mosquitto):
 
 def test_status_retained_and_last_will(make_dut, mosquitto, peer):
     dut = make_dut(intercom_config(mosquitto))
-    peer.wait_for("jf/dev/door1/status", lambda d: d.get("online") is True and d["role"] == "intercom")
+    peer.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("online") is True and d["role"] == "intercom")
     late = MqttPeer(*mosquitto)                     # a late subscriber gets the retained state
     try:
-        late.wait_for("jf/dev/door1/status", lambda d: d.get("online") is True, timeout=5)
+        late.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("online") is True, timeout=5)
     finally:
         late.stop()
     n = len(peer.messages)
     dut.power_loss()                                # the broker publishes the last will
-    peer.wait_for("jf/dev/door1/status", lambda d: d.get("online") is False, timeout=30, after=n)
+    peer.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("online") is False, timeout=30, after=n)
 
 
 def test_call_answer_open_hangup(make_dut, mosquitto, peer):
@@ -167,4 +167,4 @@ def test_mqtt_keepalive_and_reconnect_after_network_cut(make_dut, mosquitto, pee
     dut.net(True)
     dut.expect(r"MQTT connected", 10)
     # the retained status is republished after the reconnect
-    peer.wait_for("jf/dev/door1/status", lambda d: d.get("online") is True, after=n)
+    peer.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("online") is True, after=n)

@@ -132,7 +132,7 @@ def test_app_allocates_nothing_per_event(tmp_path, mosquitto):
     sub.on_message = lambda c, u, m: statuses.append(m.payload)
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.connect(host, port)
-    sub.subscribe("jf/dev/p1/status")
+    sub.subscribe("jf/dev/1234/status")            # appzero.py: account 1234
     sub.loop_start()
     assert subscribed.wait(10)
     state = tmp_path / "state"

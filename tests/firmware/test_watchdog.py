@@ -5,7 +5,7 @@ Contact ID 305 (system reset) with the cause in the zone field (2 = watchdog), a
 import pytest
 
 from hil.mqtt_peer import MqttPeer
-from tests.firmware.conftest import panel_config, reporter_config
+from tests.firmware.conftest import ACCOUNT, panel_config, reporter_config
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ def test_stuck_main_loop_resets_and_reports_wdt(make_dut, receiver, mosquitto):
                            mqtt={"host": host, "port": port, "prefix": "jf"})
         dut = make_dut(cfg)
         receiver.wait_for(lambda e: e["code"] == 305 and e["zone"] == 1, 5)   # power-on
-        peer.wait_for("jf/dev/panel1/status", lambda d: d.get("reset") == "power_on"
+        peer.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("reset") == "power_on"
                       and d["partitions"]["1"] == "disarmed")
         dut.ctrl("wdt_hang")                        # the poll loop stops making progress
         dut.expect(r"WDT not fed", 5)
@@ -27,7 +27,7 @@ def test_stuck_main_loop_resets_and_reports_wdt(make_dut, receiver, mosquitto):
         assert not dut.alive()
         dut.start()
         receiver.wait_for(lambda e: e["code"] == 305 and e["zone"] == 2, 10)  # watchdog reset
-        peer.wait_for("jf/dev/panel1/status", lambda d: d.get("reset") == "wdt")
+        peer.wait_for("jf/dev/%s/status" % ACCOUNT, lambda d: d.get("reset") == "wdt")
     finally:
         peer.stop()
 

@@ -85,6 +85,20 @@ def test_missing_file_and_bad_toml(tmp_path):
     assert "TOML" in str(info.value)
 
 
+def test_mqtt_source_limits_default_and_range():
+    cfg = config.from_dict({"mqtt_source": {"broker": "127.0.0.1:18830"}})
+    assert cfg.mqtt_source["max_payload_bytes"] == config.MQTT_MAX_PAYLOAD == 4096
+    assert cfg.mqtt_source["status_memory"] == config.MQTT_STATUS_MEMORY == 10000
+    assert cfg.mqtt_source["topic_prefix"] == "jifang"
+    cfg = config.from_dict({"mqtt_source": {"broker": "127.0.0.1:18830", "max_payload_bytes": 512,
+                                            "status_memory": 2}})
+    assert (cfg.mqtt_source["max_payload_bytes"], cfg.mqtt_source["status_memory"]) == (512, 2)
+    err = error_for({"mqtt_source": {"broker": "127.0.0.1:18830", "max_payload_bytes": 10}})
+    assert err.key == "mqtt_source.max_payload_bytes" and err.value == 10
+    err = error_for({"mqtt_source": {"broker": "127.0.0.1:18830", "status_memory": 0}})
+    assert err.key == "mqtt_source.status_memory"
+
+
 def test_cluster_store_url_and_its_limits():
     url = "postgresql://jifang_gateway:s3cret@127.0.0.1:6543/jifang"
     cfg = config.from_dict({"gateway": {"name": "a"}, "store": {"url": url, "pool_size": 8},

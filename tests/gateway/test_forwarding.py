@@ -137,17 +137,17 @@ async def test_mqtt_forwarder_and_mqtt_source(tmp_path, mosquitto):
     host, mport = mosquitto
     fwd = {"name": "bus", "type": "mqtt", "broker": "%s:%d" % (host, mport), "topic_prefix": "up"}
     cfg = center_config(tmp_path, forwarders=[fwd])
-    cfg.mqtt_source = {"broker": (host, mport), "topic_prefix": "dev"}
+    cfg.mqtt_source = {"broker": (host, mport), "topic_prefix": "site"}
     async with aiomqtt.Client(host, mport) as listener:
         await listener.subscribe("up/#", qos=1)
         async with Gateway(cfg) as gw:
             await asyncio.wait_for(gw.mqtt_source.subscribed.wait(), 10)
             async with aiomqtt.Client(host, mport) as device:
                 status = {"code": 302, "qualifier": 1, "seq": 5, "time": int(time.time())}
-                await device.publish("dev/1002/status", json.dumps(status), qos=1)
-                await device.publish("dev/1002/status", json.dumps(status), qos=1)       # duplicate
-                await device.publish("dev/1002/telemetry", json.dumps({"values": {"battery_v": 11.2}, "seq": 6}), qos=1)
-                await device.publish("dev/7777/status", json.dumps(status), qos=1)       # unknown device
+                await device.publish("site/dev/1002/event", json.dumps(status), qos=1)
+                await device.publish("site/dev/1002/event", json.dumps(status), qos=1)       # duplicate
+                await device.publish("site/dev/1002/telemetry", json.dumps({"values": {"battery_v": 11.2}, "seq": 6}), qos=1)
+                await device.publish("site/dev/7777/event", json.dumps(status), qos=1)       # unknown device
             message = await asyncio.wait_for(anext(aiter(listener.messages)), 10)
             assert str(message.topic) == "up/1002/events"
             assert json.loads(message.payload)["event"]["code"] == 302
@@ -164,7 +164,7 @@ async def test_an_mqtt_message_is_acknowledged_only_after_its_commit(tmp_path, m
     import aiomqtt
     host, mport = mosquitto
     cfg = center_config(tmp_path)
-    cfg.mqtt_source = {"broker": (host, mport), "topic_prefix": "dev"}
+    cfg.mqtt_source = {"broker": (host, mport), "topic_prefix": "site"}
     async with Gateway(cfg) as gw:
         await asyncio.wait_for(gw.mqtt_source.subscribed.wait(), 10)
         real_append, failures = gw.store.append, []
@@ -178,7 +178,7 @@ async def test_an_mqtt_message_is_acknowledged_only_after_its_commit(tmp_path, m
         gw.store.append = failing_once
         async with aiomqtt.Client(host, mport) as device:
             status = {"code": 301, "qualifier": 1, "seq": 41, "time": int(time.time())}
-            await device.publish("dev/1002/status", json.dumps(status), qos=1)
+            await device.publish("site/dev/1002/event", json.dumps(status), qos=1)
         await wait_for(lambda: gw.metrics.total("jifang_events_in_total") == 1, timeout=20,
                        what="the redelivered message committed")
         assert len(failures) == 1

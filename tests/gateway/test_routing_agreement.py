@@ -1,5 +1,5 @@
 """The panel's event queue and the gateway route every Contact ID code the same way:
-one table (protocols/contactid_classes.py) decides class and priority for both.
+one table (protocols/contactid_table.py) decides class and priority for both.
 
 Every code 000-999 is pushed, in a shuffled order, into the firmware's own queue
 (firmware/core/equeue.py, on CPython over a real file) and drained the way the

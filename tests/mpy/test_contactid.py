@@ -1,5 +1,5 @@
 # Runs on MicroPython (tests/test_on_micropython.py) and on CPython (pytest).
-from protocols import contactid, contactid_classes
+from protocols import contactid, contactid_table
 from protocols.contactid import ContactIDError, Report
 
 
@@ -75,7 +75,7 @@ def test_classes_the_gateway_routes_on():
 
 def test_priority_tiers():
     # DC-05 4xx access control: forced access is an alarm, a propped door a trouble,
-    # egress denied a routine record (contactid_classes.py cites the code list).
+    # egress denied a routine record (contactid_table.py cites the code list).
     assert contactid.priority(423) == contactid.PRIORITY_LIFE_SAFETY
     assert contactid.priority(426) == contactid.PRIORITY_TROUBLE
     assert contactid.priority(424) == contactid.PRIORITY_ROUTINE
@@ -83,10 +83,16 @@ def test_priority_tiers():
     assert contactid.priority(200) == contactid.PRIORITY_TROUBLE      # fire supervisory
     assert contactid.priority(570) == contactid.PRIORITY_TROUBLE      # a bypassed zone
     assert contactid.priority(602) == contactid.PRIORITY_ROUTINE
-    rows = contactid_classes.rows()
-    assert rows[0][0] == 0 and rows[-1][1] == 999
-    for a, b in zip(rows, rows[1:]):
-        assert b[0] == a[1] + 1 and (a[2], a[3]) != (b[2], b[3])    # contiguous, no redundant row
+    # Every code has a class and a category the gateway knows; the table has no
+    # redundant row (two rows in a row saying the same).
+    changes = 0
+    last = None
+    for code in range(1000):
+        cls, cat = contactid.classify(code)
+        assert cls in contactid.EVENT_CLASSES and cat in contactid.CATEGORIES
+        changes += (cls, cat) != last
+        last = (cls, cat)
+    assert changes == len(contactid_table._TABLE) // 3
 
 
 def test_qualifiers():

@@ -33,3 +33,13 @@ def test_xor_check_jt808_heartbeat():
         for b in data:
             loop ^= b
         assert xor_check(data) == loop
+
+
+def test_pin_hash_is_sha256_of_salt_and_pin():
+    # The one PIN digest: the provisioning tool writes it, the device compares it (str
+    # from a config, bytes from the keypad buffer give the same).
+    from protocols.crc import pin_hash
+    expected = "4d16d824c3bbf17f2804d3acc2af5b2e4b53ebd5a2e574c4c438154297843ab2"   # sha256(b"5a171234")
+    assert pin_hash("5a17", "1234") == expected
+    assert pin_hash("5a17", b"1234") == expected == pin_hash("5a17", bytearray(b"1234"))
+    assert pin_hash("5a18", "1234") != expected

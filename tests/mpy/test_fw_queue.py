@@ -10,7 +10,7 @@ except ImportError:
 import os
 import struct
 from core.equeue import EventQueue, SLOT, FMT
-from protocols.contactid_classes import PRIORITY_LIFE_SAFETY
+from protocols.contactid_table import PRIORITY_LIFE_SAFETY
 from protocols.crc import crc16_arc
 
 PATH = "/tmp/jf_fw_queue_test.bin"
@@ -57,7 +57,7 @@ def test_alarms_go_first():
         q.read(s)
         order.append(q.fields[4])
         q.ack(s)
-    # The gateway's tiers (contactid_classes): alarm, trouble, then routine in the
+    # The gateway's tiers (contactid_table): alarm, trouble, then routine in the
     # order queued (a test report and a closing are both routine).
     assert order == [130, 301, 602, 401]
     q.close()

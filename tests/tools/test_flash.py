@@ -117,7 +117,9 @@ def test_writes_what_it_planned_verifies_and_skips_on_rerun(tmp_path):
         assert [addr for _, addr, _ in writes] == [0x202000, 0x200000]          # superblock last
         image = (build / ("%s.img" % name)).read_bytes()
         used = images.used_length(image)
-        assert 0x2000 < used <= 0x40000 and image[used:] == b"\xff" * (len(image) - used)
+        # Only the used blocks (the app is ~60 of the partition's 500+; where littlefs
+        # puts the last one moves with the file count, so the bound is a fraction).
+        assert 0x2000 < used <= len(image) // 4 and image[used:] == b"\xff" * (len(image) - used)
         assert dev.flash[0x200000:0x200000 + used] == image[:used]             # only the used blocks
         assert dev.resets == 1
     # second run: read back, same provisioning, nothing written

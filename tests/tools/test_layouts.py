@@ -9,6 +9,7 @@ import pytest
 from intelhex import IntelHex
 
 from hil import micropython
+from hil.manifest import ROOT
 from tools import images, partitions, provision
 from tests.tools.standin import firmware
 
@@ -122,7 +123,7 @@ def test_micropython_vfslfs2_mounts_the_image_with_its_own_geometry(app, tmp_pat
         "print(json.load(open('/flash/config.json'))['account'], sorted(os.listdir('/flash')))\n"
         "with open('/flash/written-on-device.txt', 'w') as f: f.write('ok')\n"
         "print(os.statvfs('/flash')[0], os.statvfs('/flash')[2])\n"
-        % (str(images.ROOT / "hil" / "lfs_boot.py"), str(flash)))
+        % (str(ROOT / "hil" / "lfs_boot.py"), str(flash)))
     r = micropython.run([str(script)], timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     first, second = r.stdout.splitlines()[:2]

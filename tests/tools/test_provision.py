@@ -112,3 +112,17 @@ def test_registry_is_what_the_gateway_loads(tmp_path):
     assert cfg.key_for("2001") == bytes.fromhex("AB" * 16)
     assert cfg.devices["200A"].type == "intercom" and cfg.devices["200A"].site == 'Gate "A" 湖畔'
     assert cfg.devices["2001"].reporting_interval == provision.DEFAULT_SUPERVISION * provision.SUPERVISION_FACTOR
+
+
+def test_the_pin_digest_provisioned_is_the_one_the_device_checks():
+    """tools/provision.py, hil/sim.py and the firmware's users.py use one pin_hash
+    (protocols/crc.py): a PIN provisioned is a PIN the device accepts."""
+    import sys
+    from pathlib import Path
+    from hil import sim
+    from protocols.crc import pin_hash
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
+    from core.users import Users
+    assert provision.pin_hash is sim.pin_hash is pin_hash
+    users = Users({"salt": "5a17", "users": [{"n": 4, "pin": provision.pin_hash("5a17", "2468"), "partitions": [1]}]})
+    assert users.by_pin("2468").n == 4 and users.by_pin(b"2468").n == 4 and users.by_pin("2469") is None

@@ -83,6 +83,14 @@
     return panel;
   }
 
+  // The device's own status over the bus (protocols/bus.py): one fact per key.
+  function busStatus(st) {
+    const shown = (v) => v === true ? "yes" : v === false ? "no" : typeof v === "object" && v !== null
+      ? Object.entries(v).map(([k, x]) => k + ": " + x).join(", ") : String(v);
+    return h("dl", {class: "facts"}, Object.entries(st).filter(([k]) => k !== "at_ms")
+      .map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, shown(v))]));
+  }
+
   C.views.device = async function (container, account) {
     async function reload() {
       const d = await C.api("GET", "api/devices/" + encodeURIComponent(account));
@@ -98,7 +106,9 @@
              ["Position", dev.position ? dev.position.lat.toFixed(5) + ", " + dev.position.lon.toFixed(5) : "—"],
              ["In registry", dev.registered ? "yes" : "no (reported without being provisioned)"]]
               .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-            dev.troubles.length ? [h("h3", {}, "Open troubles"), troubles(dev)] : null),
+            dev.troubles.length ? [h("h3", {}, "Open troubles"), troubles(dev)] : null,
+            dev.status ? [h("h3", {}, "As the device reports it ", h("span", {class: "muted small"}, C.time(dev.status.at_ms))),
+                          busStatus(dev.status)] : null),
           h("section", {class: "panel"}, h("h3", {}, "Contacts"),
             d.contacts.length ? C.table([["Name", c => c.name], ["Phone", c => c.phone || ""]], d.contacts)
                               : h("p", {class: "muted"}, "none recorded"),
