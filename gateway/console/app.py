@@ -29,7 +29,7 @@ from gateway.console import (
     live,
     pages,
 )
-from gateway.console.auth import access_middleware, security_headers_middleware
+from gateway.console.auth import access_middleware, client_of, security_headers_middleware
 from gateway.console.db import AsyncConsoleDB
 from gateway.console.keys import CONSOLE, REGISTERED, USER
 from gateway.console.passwords import HashPool
@@ -141,7 +141,7 @@ class Console:
         user = request[USER]
         request[REGISTERED] = True
         await self.db.register(self.settings.now_ms(), user["username"], user["role"], action, what, purpose,
-                               request.remote or "unknown", records)
+                               client_of(request), records)
 
 
 def create_app(event_source, console_db_path, dispatch=None, config=None, on_disposed=None):

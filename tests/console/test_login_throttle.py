@@ -176,3 +176,45 @@ async def test_the_cookie_is_secure_over_tls_and_when_forced_not_over_plain_http
         finally:
             await client.close()
             await center.stop()
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_and_scheme_count(tmp_path):
+    center = await Console(tmp_path, settings(trusted_proxies=("127.0.0.1",))).start()
+    client = await center.client()
+    try:
+        def via(address):
+            # A client's own X-Forwarded-For entry comes first; the proxy appends what it saw.
+            return {"X-Forwarded-For": "6.6.6.6, " + address, "X-Forwarded-Proto": "https"}
+        for _ in range(center.settings.login_max_failures):
+            async with client.http.post(client.base + "api/login", headers=via("10.9.9.9"),
+                                        json={"username": "olga", "password": "wrong password!"}) as r:
+                assert r.status == 401
+        async with client.http.post(client.base + "api/login", headers=via("10.9.9.9"),
+                                    json={"username": "olga", "password": PASSWORD}) as r:
+            assert r.status == 429
+        async with client.http.post(client.base + "api/login", headers=via("10.9.9.10"),
+                                    json={"username": "olga", "password": PASSWORD}) as r:
+            assert r.status == 200
+            assert "Secure" in r.headers["Set-Cookie"]            # the proxy said the browser used https
+        db = sqlite3.connect(center.db_path)
+        clients = {c for (c,) in db.execute("SELECT client FROM access_register WHERE username = 'olga'")}
+        db.close()
+        assert clients == {"10.9.9.9", "10.9.9.10"}
+    finally:
+        await client.close()
+        await center.stop()
+
+
+async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(center, clients):
+    mallory = await clients()
+    for i in range(center.settings.login_max_failures):
+        # Each try claims another address: without a trusted proxy the claim is ignored.
+        async with mallory.http.post(mallory.base + "api/login", headers={"X-Forwarded-For": "10.0.0.%d" % i,
+                                                                          "X-Forwarded-Proto": "https"},
+                                     json={"username": "olga", "password": "wrong password!"}) as r:
+            assert r.status == 401
+    status, _ = await mallory.login("olga")
+    assert status == 429
+    async with mallory.http.post(mallory.base + "api/login", headers={"X-Forwarded-Proto": "https"},
+                                 json={"username": "sam", "password": PASSWORD}) as r:
+        assert r.status == 200 and "Secure" not in r.headers["Set-Cookie"]
