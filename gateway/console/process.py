@@ -99,6 +99,7 @@ class ConsoleProcess:
         log.info("console process started", extra={"pid": self.pid, "listen": "%s:%d" % self.addresses[0]})
 
     async def _read(self, proc, ready):
+        failure = "no reason given (see its stderr)"
         while True:
             try:
                 line = await proc.stdout.readline()
@@ -121,9 +122,11 @@ class ConsoleProcess:
                 task.add_done_callback(self._calls.discard)
             elif "ready" in message and not ready.done():
                 ready.set_result(message["ready"])
+            elif "failed" in message:
+                failure = message["failed"]
         if not ready.done():
-            ready.set_exception(RuntimeError("the console process exited (code %s) before it listened"
-                                             % await proc.wait()))
+            ready.set_exception(RuntimeError("the console process exited (code %s) before it listened: %s"
+                                             % (await proc.wait(), failure)))
 
     async def _serve_call(self, proc, message):
         op, args = message.get("op"), message.get("args", [])
@@ -337,7 +340,11 @@ def child():
     root.handlers[:] = [_ForwardHandler(protocol)]
     root.setLevel(boot["log_level"])
     root.propagate = False
-    asyncio.run(_child_main(boot, protocol))
+    try:
+        asyncio.run(_child_main(boot, protocol))
+    except Exception as exc:              # e.g. the listen address is taken: say so to the gateway
+        protocol.send({"failed": "%s: %s" % (type(exc).__name__, exc)})
+        sys.exit(1)
 
 
 if __name__ == "__main__":

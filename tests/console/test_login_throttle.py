@@ -218,3 +218,21 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_ignored(center, clie
     async with mallory.http.post(mallory.base + "api/login", headers={"X-Forwarded-Proto": "https"},
                                  json={"username": "sam", "password": PASSWORD}) as r:
         assert r.status == 200 and "Secure" not in r.headers["Set-Cookie"]
+
+
+async def test_failures_older_than_the_window_are_forgotten(tmp_path):
+    clock = FakeClock()
+    s = settings(clock=clock, login_max_failures=2, login_window_minutes=1, login_backoff_seconds=100)
+    center = await Console(tmp_path, s).start()
+    client = await center.client()
+    try:
+        for _ in range(2):
+            assert (await client.login("olga", "wrong password!"))[0] == 401
+        assert (await client.login("olga", "wrong password!"))[0] == 429
+        clock.advance(101)                          # past the wait, and both failures past the window
+        for _ in range(2):                          # counted afresh: had the old two stayed, the 2nd would wait 200 s
+            assert (await client.login("olga", "wrong password!"))[0] == 401
+        assert (await client.login("olga", "wrong password!"))[0] == 429
+    finally:
+        await client.close()
+        await center.stop()

@@ -85,3 +85,18 @@ async def test_the_inline_mode_serves_in_the_gateways_process(tmp_path):
             assert (await client.login("olga"))[0] == 200
         finally:
             await client.close()
+
+
+async def test_a_console_that_cannot_listen_stops_the_gateway_start_naming_why(tmp_path):
+    import socket
+
+    import pytest
+    config = gateway_with_console(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(config.console.listen)
+        taken.listen()
+        gw = Gateway(config)
+        with pytest.raises(RuntimeError) as refused:
+            await gw.start()
+        await gw.stop()
+    assert "before it listened" in str(refused.value) and "address already in use" in str(refused.value).lower()
