@@ -8,7 +8,7 @@ most `queue` more requests may wait for one; past that `Busy` is raised at once
 and the caller answers 429, so a flood neither queues forever nor grows memory.
 
 `verifications`, `hashes` and `refused` count what the pool did (shown in the
-console's /api/login-stats for admins and in tests): the lockout is proven to act
+console's GET /api/logins for admins, and tests): the lockout is proven to act
 before hashing by counting real verifications, not by mocking argon2.
 """
 import asyncio
