@@ -147,7 +147,9 @@ class ConsoleProcess:
 
     async def _supervise(self):
         while True:
-            await self._reader
+            # Whatever ended the reader (EOF, or a failure reading), the process is
+            # waited for and, unless we are stopping, started again.
+            await asyncio.gather(self._reader, return_exceptions=True)
             code = await self._proc.wait()
             if self._stopping:
                 return
