@@ -118,6 +118,8 @@ class Gateway:
             self.ops = OpsServer(self)
             await self.ops.start(*self.config.http_listen)
         if self.config.console is not None and self.config.console.listen:
+            # In a child process by default, so web work never shares the receiver's loop
+            # (gateway/console/process.py, docs/console.md "Its own process").
             from gateway.console.serve import start_console
             self.console = await start_console(
                 self, self.config.console, dispatch=self.dispatch,

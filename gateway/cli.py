@@ -16,7 +16,7 @@ COMMANDS = {
     "log": ("gateway.log_cli", "event log: verify the hash chain, apply retention"),
     "demo": ("gateway.demo", "a compound of firmware panels -> alarm-service center -> 110 center, live"),
     "flash": ("tools.flash", "provision devices from a CSV: build app + config images, write with esptool"),
-    "console-user": ("gateway.console.user_cli", "console accounts: create the first admin, list accounts"),
+    "console-user": ("gateway.console.user_cli", "console accounts: create the first admin, list accounts, unlock after failed logins"),
     "vehicles": ("gateway.vehicles.cli", "JT/T 808 terminal registrations: list, release for re-registration"),
 }
 

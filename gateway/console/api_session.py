@@ -42,19 +42,23 @@ async def login(request):
     body = await json_body(request)
     username, password = str(body.get("username", "")).strip(), str(body.get("password", ""))
     client = auth.client_of(request)
-    # Throttle checked and this try counted before any hash: see auth.login_gate.
-    until, attempt = await auth.login_gate(ctx, username, client)
-    now = ctx.settings.now_ms()
-    if until:
-        retry = max(1, (until - now + 999) // 1000)
-        return error(429, "too many failed logins: try again in %d s" % retry, **{"Retry-After": str(retry)})
-    user = await ctx.db.user(username) if username else None
     try:
-        # An unknown account is verified against a dummy hash: same cost, same answer.
-        ok, upgraded = await ctx.passwords.verify(user["password_hash"] if user else None, password)
+        # A hashing slot first: a login refused as busy has touched nothing.
+        ticket = ctx.passwords.ticket()
     except Busy:
-        await ctx.db.forget_login_attempt(attempt)       # nothing was checked: not a failure
         return error(429, "the console is busy checking logins: try again in 1 s", **{"Retry-After": "1"})
+    try:
+        # Throttle checked and this try counted before any hash: see auth.login_gate.
+        until, _attempt = await auth.login_gate(ctx, username, client)
+        now = ctx.settings.now_ms()
+        if until:
+            retry = max(1, (until - now + 999) // 1000)
+            return error(429, "too many failed logins: try again in %d s" % retry, **{"Retry-After": str(retry)})
+        user = await ctx.db.user(username) if username else None
+        # An unknown account is verified against a dummy hash: same cost, same answer.
+        ok, upgraded = await ticket.verify(user["password_hash"] if user else None, password)
+    finally:
+        ticket.cancel()                 # given back unless verify used it
     if not ok or user["disabled"]:
         await ctx.db.register(now, username or "(none)", user["role"] if user else "-", "login-failed",
                               "console login", "authentication", client)

@@ -32,12 +32,12 @@ from gateway.console import (
     live,
     pages,
 )
-from gateway.console.auth import access_middleware, security_headers_middleware
+from gateway.console.auth import access_middleware, client_of, security_headers_middleware
 from gateway.console.db import AsyncConsoleDB
 from gateway.console.keys import CONSOLE, REGISTERED, USER
 from gateway.console.passwords import HashPool
 from gateway.console.settings import ConsoleSettings
-from gateway.console.source import log_reader, stored_row
+from gateway.console.source import log_reader
 from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, belongs_in_queue
 
 log = logging.getLogger("jifang.console")
@@ -71,7 +71,7 @@ class Console:
         # Listen before loading, so no event committed meanwhile is missed; those
         # already in what we load are skipped by id.
         subscribed = self.source.subscribe(self._on_committed)
-        if asyncio.iscoroutine(subscribed):      # cluster mode: follows the shared log from its head
+        if asyncio.iscoroutine(subscribed) or asyncio.isfuture(subscribed):   # a tail or a follower starting
             await subscribed
         start_id = await self.db.start_event_id(await self.reader.head_id())
         head, last_report, state_events, queueable = await self.reader.snapshot(start_id, QUEUE_MAX_PRIORITY)
@@ -91,21 +91,23 @@ class Console:
         if self._housekeeper:
             self._housekeeper.cancel()
             await asyncio.gather(self._housekeeper, return_exceptions=True)
+        if self.source.close is not None:
+            await self.source.close()
         await self.reader.close()
         await self.db.close()
         await asyncio.get_running_loop().run_in_executor(None, self.passwords.close)
 
-    def _on_committed(self, stored):
-        # Runs inside the pipeline's commit loop: an exception here would stop the
-        # gateway committing events, so it is logged and contained, never raised.
+    def _on_committed(self, row):
+        # Runs inside the pipeline's commit loop (or the log tail's): an exception
+        # here would stop the gateway committing events, so it is logged and
+        # contained, never raised.
         try:
-            row = stored_row(stored)
             if self._loaded:
                 self.state.on_event(row)
             else:
                 self._early.append(row)
         except Exception:
-            log.exception("console could not take a committed event", extra={"event_id": stored.id})
+            log.exception("console could not take a committed event", extra={"event_id": row.get("id")})
 
     async def escalate_due(self):
         """Escalate every queued alarm older than the escalation time (once each)."""
@@ -143,7 +145,7 @@ class Console:
         user = request[USER]
         request[REGISTERED] = True
         await self.db.register(self.settings.now_ms(), user["username"], user["role"], action, what, purpose,
-                               request.remote or "unknown", records)
+                               client_of(request), records)
 
 
 def create_app(event_source, console_db_path, dispatch=None, config=None, on_disposed=None, release_vehicle=None):

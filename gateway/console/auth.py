@@ -47,7 +47,24 @@ def token_hash(token):
 
 
 def client_of(request):
-    return request.remote or "unknown"
+    """The client's address: the TCP peer, or, when that peer is one of the
+    configured `trusted_proxies` (a TLS-terminating proxy in front), the address
+    the proxy reports last in X-Forwarded-For (the one it saw; earlier entries
+    are the client's own claims). Throttling and the register use this."""
+    remote = request.remote or "unknown"
+    if remote in request.app[CONSOLE].settings.trusted_proxies:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        if forwarded:
+            return forwarded[-1][:64]
+    return remote
+
+
+def served_over_tls(request):
+    """TLS here (request.secure), or at a trusted proxy that says so."""
+    if request.secure:
+        return True
+    return ((request.remote or "") in request.app[CONSOLE].settings.trusted_proxies
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
 
 
 def requires(permission):
@@ -180,9 +197,10 @@ def new_session_tokens():
 
 def cookie_is_secure(request, settings):
     """Secure whenever the browser reached the console over TLS (the console's own
-    tls_cert_file, so request.secure), or when forced for a TLS-terminating proxy in
-    front (secure_cookies = true): a plain-HTTP hop must never carry the token."""
-    return settings.secure_cookies or request.secure
+    tls_cert_file, or a trusted proxy's X-Forwarded-Proto: https), or when forced
+    (secure_cookies = true, for a proxy that sends no such header): a plain-HTTP
+    hop must never carry the token."""
+    return settings.secure_cookies or served_over_tls(request)
 
 
 def set_session_cookie(response, token, request, settings):

@@ -193,7 +193,7 @@ class ConsoleDB:
         counted). The try is recorded as a failure at once; `login_succeeded`
         removes it. Returns (0, attempt row id) or (until_ms, None)."""
         from gateway.console.auth import backoff_ms
-        self.db.execute("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
+        self._unsynced("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
         pair = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE username = ? AND client = ?",
                          (username, client))
         address = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?", (client,))
@@ -204,17 +204,23 @@ class ConsoleDB:
                 until = max(until, row["last"] + wait)
         if until:
             return until, None
-        cursor = self.db.execute("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
+        cursor = self._unsynced("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
         return 0, cursor.lastrowid
 
-    def forget_login_attempt(self, attempt_id):
-        """A counted try that never reached a verification (the hash pool was busy)."""
-        self.db.execute("DELETE FROM login_failures WHERE rowid = ?", (attempt_id,))
+    def _unsynced(self, sql, args=()):
+        """A write without fsync: the throttle's counts are worth less than the disk
+        time a login flood would take from the gateway's event log (same disk). A
+        power cut may forget the latest few; the next FULL commit syncs them anyway."""
+        self.db.execute("PRAGMA synchronous=OFF")
+        try:
+            return self.db.execute(sql, args)
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
 
     def login_succeeded(self, username, client):
         # Only this address's failures for the account: an attacker's count at
         # another address is not reset by the real user logging in.
-        self.db.execute("DELETE FROM login_failures WHERE username = ? AND client = ?", (username, client))
+        self._unsynced("DELETE FROM login_failures WHERE username = ? AND client = ?", (username, client))
 
     def login_failures(self, username=None, client=None):
         """Failed logins on record, by account and address (for the admin)."""

@@ -8,7 +8,7 @@ most `queue` more requests may wait for one; past that `Busy` is raised at once
 and the caller answers 429, so a flood neither queues forever nor grows memory.
 
 `verifications`, `hashes` and `refused` count what the pool did (shown in the
-console's /api/login-stats for admins and in tests): the lockout is proven to act
+console's GET /api/logins for admins, and tests): the lockout is proven to act
 before hashing by counting real verifications, not by mocking argon2.
 """
 import asyncio
@@ -66,26 +66,24 @@ class HashPool:
         return {"workers": self.workers, "queue": self.queue, "in_use": self.workers + self.queue - self._slots,
                 "verifications": self.verifications, "hashes": self.hashes, "refused_busy": self.refused}
 
-    async def _run(self, fn, *args):
+    def ticket(self):
+        """A slot, taken now or `Busy` raised: the login takes it before it touches
+        the database, so a flood refused as busy costs no write at all. Use it once
+        (`verify`) or give it back (`cancel`)."""
         if self._slots <= 0:
             self.refused += 1
             raise Busy()
         self._slots -= 1
-        loop = asyncio.get_running_loop()
-        job = self._executor.submit(fn, *args)
-        # The slot is given back when the job is over (done or cancelled before it
-        # started), not when the awaiting request goes away: a client that hangs up
-        # cannot leave argon2 work running unaccounted for.
-        job.add_done_callback(lambda _job: loop.call_soon_threadsafe(self._release))
-        return await asyncio.wrap_future(job)
+        return _Ticket(self)
+
+    async def _run(self, fn, *args):
+        return await self.ticket()._run(fn, *args)
 
     def _release(self):
         self._slots += 1
 
     async def verify(self, password_hash, password):
-        result = await self._run(verify_now, password_hash, password)
-        self.verifications += 1
-        return result
+        return await self.ticket().verify(password_hash, password)
 
     async def hash(self, password):
         if len(password) < MIN_PASSWORD_LENGTH:          # refused before spending a hash on it
@@ -96,3 +94,41 @@ class HashPool:
 
     def close(self):
         self._executor.shutdown(wait=True)
+
+
+class _Ticket:
+    def __init__(self, pool):
+        self.pool = pool
+        self.used = False
+
+    def cancel(self):
+        if not self.used:
+            self.used = True
+            self.pool._release()
+
+    async def _run(self, fn, *args):
+        assert not self.used, "a ticket is used once"
+        self.used = True
+        loop = asyncio.get_running_loop()
+        try:
+            job = self.pool._executor.submit(fn, *args)
+        except BaseException:
+            self.pool._release()
+            raise
+        # The slot is given back when the job is over (done, or cancelled before it
+        # started), not when the awaiting request goes away: a client that hangs up
+        # cannot leave argon2 work running unaccounted for.
+        job.add_done_callback(lambda _job: _call_soon(loop, self.pool._release))
+        return await asyncio.wrap_future(job)
+
+    async def verify(self, password_hash, password):
+        result = await self._run(verify_now, password_hash, password)
+        self.pool.verifications += 1
+        return result
+
+
+def _call_soon(loop, fn):
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:          # the loop is closed: the pool is gone with it
+        pass

@@ -38,10 +38,15 @@ def console_db_path(gateway_config, settings):
 
 async def start_console(gateway, settings, dispatch=None, geofences=(), on_disposed=None):
     """Serve the console for a started gateway.app.Gateway on settings.listen;
-    returns the AppRunner (its `addresses` say where; `cleanup()` stops it).
+    returns something with `addresses` (where it listens) and `cleanup()` (stops
+    it): a ConsoleProcess (settings.process = "child", the default: its own
+    process, see gateway/console/process.py) or the AppRunner ("inline").
     `geofences`: the fleet's (VehiclesConfig.rules.geofences), drawn on the map."""
     if settings.listen is None:
         raise ValueError("console.listen is not set: write e.g. listen = \"127.0.0.1:8480\" under [console]")
+    if settings.process == "child":
+        from gateway.console.process import ConsoleProcess
+        return await ConsoleProcess(gateway.config, settings, geofences, dispatch, on_disposed).start()
     source = EventSource.from_gateway(gateway, geofences)
     center = getattr(gateway, "vehicle_center", None)
     app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed,

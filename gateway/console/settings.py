@@ -16,6 +16,7 @@
     tls_cert_file = "console.crt"       # serve HTTPS itself (PEM); the cookie is then Secure
     tls_key_file = "console.key"
     secure_cookies = false              # force Secure behind a TLS-terminating proxy
+    trusted_proxies = ["127.0.0.1"]     # peers whose X-Forwarded-For/-Proto are believed (default: none)
     process = "child"                   # "child": own process beside the gateway; "inline": in its loop
     process_niceness = 5                # the child's nice increment: the receiver wins the CPU
     live_poll_ms = 200                  # the child reads new events from the log this often
@@ -38,7 +39,7 @@ from gateway.config import ConfigError, parse_address
 KNOWN_KEYS = ("listen", "db_path", "escalate_after_seconds", "session_idle_minutes", "session_max_hours",
               "login_max_failures", "login_address_max_failures", "login_window_minutes", "login_backoff_seconds",
               "login_lockout_seconds", "hash_workers", "hash_queue", "tls_cert_file", "tls_key_file",
-              "secure_cookies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites")
+              "secure_cookies", "trusted_proxies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites")
 PROCESS_MODES = ("child", "inline")
 
 
@@ -59,6 +60,7 @@ class ConsoleSettings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     secure_cookies: bool = False
+    trusted_proxies: tuple = ()
     process: str = "child"
     process_niceness: int = 5
     live_poll_ms: int = 200
@@ -124,6 +126,11 @@ def from_table(table, base_dir=Path("."), source="config"):
     if not isinstance(secure, bool):
         raise ConfigError("console.secure_cookies", secure, "expected true or false", "write true behind HTTPS", source)
     settings.secure_cookies = secure
+    proxies = table.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) and p for p in proxies):
+        raise ConfigError("console.trusted_proxies", proxies, "expected a list of addresses",
+                          'write e.g. ["127.0.0.1"] for a proxy on this host', source)
+    settings.trusted_proxies = tuple(proxies)
     sites = table.get("sites", {})
     if not isinstance(sites, dict):
         raise ConfigError("console.sites", sites, "expected a table", "write [console.sites.ACCOUNT]", source)

@@ -14,6 +14,9 @@ event; the console never sees an event before it is durably stored.
 Cluster mode: the log is the shared PostgreSQL one (`PgLogReader`, same queries on
 a read-only connection) and live events come from following it
 (`Gateway.subscribe_committed`), so an operator on any node sees every node's events.
+In its own process (gateway/console/process.py) a `LogTail` reads the rows the
+gateway appended, every `live_poll_ms`. Either way the console never sees an event
+before it is durably stored, and gets each one once, in log order, as an `event_row` dict.
 """
 import asyncio
 import concurrent.futures
@@ -27,16 +30,29 @@ from gateway.event import priority_of
 @dataclass
 class EventSource:
     log_path: object                  # the gateway's event log (SQLite file)
-    subscribe: object                 # fn(listener): calls listener(StoredEvent) per committed event
+    subscribe: object                 # fn(listener): calls listener(event_row dict) per committed event;
+                                      # may return an awaitable (awaited before the console loads)
     devices: dict = field(default_factory=dict)   # account -> gateway.config.Device (the registry)
     geofences: tuple = ()                         # gateway.vehicles.geofence.Geofence, drawn on the map
+    close: object = None                          # async fn(): stop what subscribe started
 
     @classmethod
     def from_gateway(cls, gateway, geofences=()):
         """The source for a running gateway.app.Gateway; `geofences`: the fleet's
         (the vehicles config's rule settings), so the map shows what the rules enforce."""
-        return cls(gateway.config.store_url or gateway.config.store_path, gateway.subscribe_committed,
+        def subscribe(listener):
+            # The gateway hands over Stored events; the console works on event rows.
+            return gateway.subscribe_committed(lambda stored: listener(stored_row(stored)))
+        return cls(gateway.config.store_url or gateway.config.store_path, subscribe,
                    {a: d for a, d in gateway.config.devices.items() if a != "*"}, tuple(geofences))
+
+    @classmethod
+    def from_log(cls, config, geofences=(), poll_s=0.2):
+        """The source for a console in its own process: the log of the gateway that
+        `config` (gateway.config.GatewayConfig) describes, tailed every `poll_s`."""
+        tail = LogTail(config.store_url or config.store_path, poll_s)
+        return cls(config.store_url or config.store_path, tail.start, {a: d for a, d in config.devices.items() if a != "*"},
+                   tuple(geofences), tail.close)
 
 
 def event_row(row_id, body):
@@ -91,6 +107,11 @@ class LogReader:
     async def head_id(self):
         return await self._run(lambda: self._db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM log").fetchone()[0])
+
+    async def after(self, event_id, limit):
+        """Events with an id above `event_id`, oldest first, at most `limit`."""
+        return await self._run(self._rows, "SELECT id, body FROM log WHERE kind = 'event' AND id > ? ORDER BY id LIMIT ?",
+                               (event_id, limit))
 
     async def get(self, event_id):
         rows = await self._run(self._rows, "SELECT id, body FROM log WHERE kind = 'event' AND id = ?", (event_id,))
@@ -192,3 +213,36 @@ class _QmarkConnection:
 
     def close(self):
         self.conn.close()
+
+
+class LogTail:
+    """New events in the log, read every `poll_s` through a read-only connection of
+    its own, handed to the listener in log order (ids only grow: one writer)."""
+
+    BATCH = 1000        # rows per read; a backlog is caught up batch after batch, without a pause
+
+    def __init__(self, path, poll_s):
+        self.reader = log_reader(path)
+        self.poll_s = poll_s
+        self.last_id = 0
+        self._task = None
+
+    async def start(self, listener):
+        await self.reader.open()
+        self.last_id = await self.reader.head_id()
+        self._task = asyncio.create_task(self._run(listener), name="console-log-tail")
+
+    async def _run(self, listener):
+        while True:
+            rows = await self.reader.after(self.last_id, self.BATCH)
+            for row in rows:
+                listener(row)
+                self.last_id = row["id"]
+            if len(rows) < self.BATCH:
+                await asyncio.sleep(self.poll_s)
+
+    async def close(self):
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.reader.close()

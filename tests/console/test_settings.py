@@ -34,8 +34,28 @@ def test_the_documented_example_loads(tmp_path):
     ({"secure_cookies": "yes"}, "console.secure_cookies"),
     ({"listen": "localhost"}, "console.listen"),
     ({"geofences": []}, "console.geofences"),           # the fleet's geofences live in [[vehicles.geofences]]
+    ({"hash_workers": 0}, "console.hash_workers"),
+    ({"hash_queue": -1}, "console.hash_queue"),
+    ({"login_backoff_seconds": 0}, "console.login_backoff_seconds"),
+    ({"login_address_max_failures": 0}, "console.login_address_max_failures"),
+    ({"process": "thread"}, "console.process"),
+    ({"live_poll_ms": 1}, "console.live_poll_ms"),
+    ({"tls_cert_file": "console.crt"}, "console.tls_cert_file"),   # without its key
+    ({"trusted_proxies": "127.0.0.1"}, "console.trusted_proxies"),
 ])
 def test_bad_values_are_refused_naming_the_key(table, key):
     with pytest.raises(ConfigError) as refused:
         from_table(table, Path("."))
     assert refused.value.key == key and refused.value.fix
+
+
+def test_the_hardening_keys_have_their_documented_defaults_and_load(tmp_path):
+    s = from_table({}, tmp_path)
+    assert (s.login_max_failures, s.login_address_max_failures, s.login_window_minutes, s.login_backoff_seconds,
+            s.login_lockout_seconds, s.hash_workers, s.hash_queue, s.process, s.process_niceness, s.live_poll_ms,
+            s.secure_cookies, s.trusted_proxies, s.tls_cert_file) == (5, 20, 15, 30, 300, 1, 8, "child", 5, 200,
+                                                                      False, (), None)
+    s = from_table({"tls_cert_file": "c.pem", "tls_key_file": "/etc/k.pem", "trusted_proxies": ["127.0.0.1"],
+                    "process": "inline", "hash_workers": 2, "hash_queue": 0}, tmp_path)
+    assert s.tls_cert_file == tmp_path / "c.pem" and s.tls_key_file == Path("/etc/k.pem")
+    assert (s.trusted_proxies, s.process, s.hash_workers, s.hash_queue) == (("127.0.0.1",), "inline", 2, 0)
