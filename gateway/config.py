@@ -98,6 +98,7 @@ class Config:
     vehicles: object = None        # gateway.vehicles.config.VehiclesConfig, when [jt808]/[vehicles]/[edge] is there
     console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
     replay_cache_size: int = 65536  # DC-09 messages remembered to refuse replays (sources/dc09.ReplayCache)
+    http_token: str = ""            # bearer token /healthz and /metrics require; "" = none
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -260,11 +261,15 @@ def from_dict(data, base_dir=Path("."), source="config"):
     # about 16 MB; a center taking more than that sets it higher.
     replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
 
+    secrets = []
     sup = root.table("supervision", ["learned_interval_factor"])
     factor = sup.number("learned_interval_factor", 3, 1.5, 100)
 
-    http = root.table("http", ["listen"])
+    http = root.table("http", ["listen", "token"])
     http_listen = http.address("listen")
+    http_token = http.get("token", str, "")
+    if http_token:
+        secrets.append(http_token)
 
     mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix"], default_empty=False)
     mqtt_source = None
@@ -272,7 +277,6 @@ def from_dict(data, base_dir=Path("."), source="config"):
         mqtt_source = {"broker": mqtt_table.address("broker", required=True),
                        "topic_prefix": mqtt_table.get("topic_prefix", str, "jifang")}
 
-    secrets = []
     devices = {}
     for t in root.tables("devices", ["account", "key_hex", "key_text", "site", "address", "contact",
                                      "type", "reporting_interval_seconds"]):
@@ -359,4 +363,4 @@ def from_dict(data, base_dir=Path("."), source="config"):
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
                   devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
-                  replay_cache_size=replay_cache_size)
+                  replay_cache_size=replay_cache_size, http_token=http_token)

@@ -234,15 +234,16 @@ class DC09Receiver:
             self.connections.discard(writer)
             writer.close()
 
-    async def handle_frame(self, frame, source, peer):
-        """The bytes to send back for one frame (None: send nothing)."""
+    async def handle_frame(self, frame, source, peer, nak_budget=None):
+        """The bytes to send back for one frame (None: send nothing). `nak_budget`: a
+        NakBudget, the bytes NAKs may take (UDP, see _nak)."""
         try:
             msg, key, account = self._decode(frame)
         except ReceiverError as exc:
-            return self._nak(exc.reason, str(exc), frame, peer)
+            return self._nak(exc.reason, str(exc), frame, peer, nak_budget)
         self.metrics.inc("jifang_frames_total", token=msg.token)
         if not msg.encrypted:
-            return (await self._handle(msg, key, account, frame, source, peer))[0]
+            return (await self._handle(msg, key, account, frame, source, peer, nak_budget))[0]
         claim = await self.replays.claim(ReplayCache.digests(msg, frame, data_account(msg.data)))
         if claim is None:
             self.metrics.inc("jifang_dc09_replays_total", token=msg.token)
@@ -253,12 +254,12 @@ class DC09Receiver:
             return dc09.encode(dc09.make_ack(msg), key)
         committed = False
         try:
-            response, committed = await self._handle(msg, key, account, frame, source, peer)
+            response, committed = await self._handle(msg, key, account, frame, source, peer, nak_budget)
             return response
         finally:
             claim.settle(committed)
 
-    async def _handle(self, msg, key, account, frame, source, peer):
+    async def _handle(self, msg, key, account, frame, source, peer, nak_budget):
         """(answer, committed) for a decoded, authenticated message."""
         if msg.token == "NULL":
             self.supervision.heard_from(account, link_test=True)
@@ -270,14 +271,14 @@ class DC09Receiver:
             log.warning("DUH: " + str(exc), extra={"peer": peer, "account": account, "token": msg.token})
             return dc09.encode(dc09.make_duh(msg)), False
         except dc09.DC09Error as exc:
-            return self._nak("format", str(exc), frame, peer), False
+            return self._nak("format", str(exc), frame, peer, nak_budget), False
         try:
             for event in events:
                 if not self._dated(msg):
                     event = await self._as_retry_of_recent(event)
                 await self.pipeline.submit(event)
         except InvalidEvent as exc:
-            return self._nak("format", str(exc), frame, peer), False
+            return self._nak("format", str(exc), frame, peer, nak_budget), False
         except Exception as exc:
             log.error("event not committed, no answer sent (the device will retry)",
                       extra={"peer": peer, "account": account, "error": repr(exc)})
@@ -328,10 +329,25 @@ class DC09Receiver:
                                 "in the encrypted data: header account %s is not authenticated" % msg.account)
         return header
 
-    def _nak(self, reason, message, frame, peer):
+    def _nak(self, reason, message, frame, peer, budget=None):
+        """The NAK, with the receiver's time. Over UDP (`budget` = bytes of the
+        datagram left to answer with) a NAK never carries more bytes than the
+        datagram that caused it: a NAK answers a datagram nobody authenticated, whose
+        source address may be forged, and a bigger answer would make the receiver an
+        amplifier for floods aimed at that address. When the NAK with the time does
+        not fit, the one without it (27 bytes) is sent; when that does not fit
+        either, nothing (the panel retries, as after a lost datagram)."""
         self.metrics.inc("jifang_naks_total", reason=reason)
         log.warning("NAK: " + message, extra={"peer": peer, "reason": reason, "frame": frame[:120].decode("ascii", "replace")})
-        return dc09.encode(dc09.make_nak(dc09.timestamp_now()))
+        nak = dc09.encode(dc09.make_nak(dc09.timestamp_now()))
+        if budget is not None:
+            if len(nak) > budget.left:
+                self.metrics.inc("jifang_dc09_udp_naks_shrunk_total")
+                nak = dc09.encode(dc09.Message("NAK", 0, "0", "0", "0", "", None, None))
+                if len(nak) > budget.left:
+                    return None
+            budget.left -= len(nak)
+        return nak
 
     @staticmethod
     def _dated(msg):
@@ -377,6 +393,13 @@ class DC09Receiver:
         return events
 
 
+class NakBudget:
+    """Bytes of NAK one datagram may still cause, shared by the frames it carries."""
+
+    def __init__(self, left):
+        self.left = left
+
+
 class _UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, receiver):
         self.receiver = receiver
@@ -393,7 +416,8 @@ class _UDPProtocol(asyncio.DatagramProtocol):
 
     async def _handle(self, data, addr):
         peer = "%s:%s" % addr[:2]
+        budget = NakBudget(len(data))    # NAK bytes this datagram may cause (see DC09Receiver._nak)
         for frame in dc09.FrameReader().feed(data):
-            response = await self.receiver.handle_frame(frame, "dc09/udp", peer)
+            response = await self.receiver.handle_frame(frame, "dc09/udp", peer, nak_budget=budget)
             if response and self.transport is not None and not self.transport.is_closing():
                 self.transport.sendto(response, addr)
