@@ -1,7 +1,8 @@
 """/healthz and /metrics on aiohttp.
 
-/healthz answers 200 {"status": "ok", ...} while the store answers and every
-forwarder has either nothing queued or its upstream reachable; otherwise 503
+/healthz answers 200 {"status": "ok", ...} while the store answers, every
+forwarder has either nothing queued or its upstream reachable, and no connection
+limit refused clients in the last minute (gateway/netlimits.py); otherwise 503
 {"status": "degraded", ...} naming what is wrong, for a load balancer or a watchdog.
 
 Both say things an outsider should not learn (how many panels are connected, which
@@ -75,6 +76,7 @@ class OpsServer:
                                    "connected": fw.connected}
             if depth and not fw.connected:
                 problems.append("forwarder %s: %d queued, upstream unreachable" % (fw.name, depth))
+        problems += self.gateway.degraded()      # connection limits refusing clients lately
         body = {"status": "degraded" if problems else "ok", "gateway": self.gateway.config.name,
                 "problems": problems, "forwarders": forwarders}
         return web.Response(status=503 if problems else 200, text=json.dumps(body), content_type="application/json")
