@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 
+from gateway import logs
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.sinks.outbox import Outbox
@@ -57,6 +58,8 @@ class Gateway:
         self.mqtt_source = None
         self.ops = None
         self._purge_task = None
+        self._log_task = None
+        self._loop_handler_set = False
         self._console = (console_stream, console_prefix)
         self.cluster = config.cluster
         self.leases = self.notifier = None
@@ -72,6 +75,13 @@ class Gateway:
         # Before anything listens: a key copied from examples/ is public.
         from gateway.config import refuse_example_secrets
         refuse_example_secrets(self.config)
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            # asyncio's own reports (a callback that raised, accept() failing...) as
+            # JSON lines, rate-limited, instead of multi-line plain text (gateway/logs.py)
+            loop.set_exception_handler(logs.loop_exception_handler)
+            self._loop_handler_set = True
+        self._log_task = asyncio.create_task(self._flush_logs_periodically(), name="log-summaries")
         self.config.store_path.parent.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         if self.cluster is not None:
@@ -213,6 +223,15 @@ class Gateway:
         await self.pipeline.stop()
         await self.store.close()
         log.info("gateway stopped")
+        await cancel_and_wait(self._log_task)
+        logs.flush_suppressed()
+        if self._loop_handler_set:
+            asyncio.get_running_loop().set_exception_handler(None)
+            self._loop_handler_set = False
+
+    def degraded(self):
+        """Reasons the gateway is degraded by its connection limits (for /healthz)."""
+        return self.receiver.degraded() if self.receiver is not None else []
 
     async def dispatch(self, event_id, operator, note):
         """The console's "dispatch to 110": send stored event `event_id` through every
@@ -244,6 +263,11 @@ class Gateway:
         if count:
             log.info("retention purge", extra={"purged": count})
         return count
+
+    async def _flush_logs_periodically(self):
+        while True:
+            await asyncio.sleep(logs.RATE_INTERVAL)
+            logs.flush_suppressed()
 
     async def _purge_periodically(self):
         while True:

@@ -110,6 +110,16 @@ class Config:
     console: object = None         # gateway.console.settings.ConsoleSettings, when [console] is there
     replay_cache_size: int = 65536  # DC-09 messages remembered to refuse replays (sources/dc09.ReplayCache)
     secret_keys: list = field(default_factory=list)   # (dotted key, value) of every secret, for refuse_example_secrets
+    http_token: str = ""            # bearer token /healthz and /metrics require; "" = none
+    receiver_limits: object = None  # gateway.netlimits.Limits of the DC-09 TCP listener
+    udp_limits: object = None       # gateway.netlimits.Limits of its UDP side (in-flight datagrams)
+
+    def __post_init__(self):
+        from gateway.netlimits import Limits
+        if self.receiver_limits is None:
+            self.receiver_limits = Limits()
+        if self.udp_limits is None:
+            self.udp_limits = udp_defaults()
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -133,6 +143,48 @@ class Cluster:
     lease_timeout: float = 2.0      # a health check slower than this drops the lease
     follow_poll: float = 0.5        # seconds between log polls when no notification came
     heard_flush: float = 1.0        # seconds between flushes of supervision's last-heard
+
+
+def udp_defaults():
+    """UDP has no connections: its limits bound the datagrams being handled at once
+    (each holds a task until its event is committed). 256 in flight is more than a
+    store's group commit ever needs; a flood beyond it is dropped, not queued."""
+    from gateway.netlimits import Limits
+    return Limits(max_connections=256, max_per_address=16, reserved=64)
+
+
+RECEIVER_LIMIT_KEYS = ["max_connections", "max_connections_per_address", "reserved_connections",
+                       "first_frame_timeout_seconds", "idle_timeout_seconds", "max_output_bytes",
+                       "accept_backoff_max_seconds", "known_addresses", "socket_send_buffer_bytes",
+                       "udp_max_in_flight", "udp_max_in_flight_per_address", "udp_reserved_in_flight"]
+
+
+def _receiver_limits(receiver):
+    """[receiver] limits -> (TCP Limits, UDP Limits); see gateway/netlimits.py for
+    what each bounds and why its default."""
+    from gateway.netlimits import Limits
+    tcp = Limits()
+    tcp.max_connections = int(receiver.number("max_connections", tcp.max_connections, 1, 1_000_000))
+    tcp.max_per_address = int(receiver.number("max_connections_per_address", tcp.max_per_address, 1, 1_000_000))
+    tcp.reserved = int(receiver.number("reserved_connections", tcp.reserved, 0, 1_000_000))
+    if tcp.reserved >= tcp.max_connections:
+        raise receiver.error("reserved_connections", "not below max_connections (%d)" % tcp.max_connections,
+                             "reserve a part of max_connections for known panels, e.g. a tenth")
+    tcp.first_frame_timeout = receiver.number("first_frame_timeout_seconds", tcp.first_frame_timeout, 0.1, 3600)
+    tcp.idle_timeout = receiver.number("idle_timeout_seconds", tcp.idle_timeout, 1, 86400)
+    tcp.max_output = int(receiver.number("max_output_bytes", tcp.max_output, 256, 1 << 30))
+    tcp.accept_backoff_max = receiver.number("accept_backoff_max_seconds", tcp.accept_backoff_max, 0.05, 60)
+    tcp.known_addresses = int(receiver.number("known_addresses", tcp.known_addresses, 1, 10_000_000))
+    tcp.send_buffer = int(receiver.number("socket_send_buffer_bytes", tcp.send_buffer, 0, 1 << 30))
+    udp = udp_defaults()
+    udp.max_connections = int(receiver.number("udp_max_in_flight", udp.max_connections, 1, 1_000_000))
+    udp.max_per_address = int(receiver.number("udp_max_in_flight_per_address", udp.max_per_address, 1, 1_000_000))
+    udp.reserved = int(receiver.number("udp_reserved_in_flight", udp.reserved, 0, 1_000_000))
+    if udp.reserved >= udp.max_connections:
+        raise receiver.error("udp_reserved_in_flight", "not below udp_max_in_flight (%d)" % udp.max_connections,
+                             "reserve a part of udp_max_in_flight for known panels")
+    udp.known_addresses = tcp.known_addresses
+    return tcp, udp
 
 
 class _Table:
@@ -295,7 +347,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
                           heard_flush=ct.number("heard_flush_seconds", 1.0, 0.05, 60))
 
     receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds",
-                                       "replay_cache_size"])
+                                       "replay_cache_size"] + RECEIVER_LIMIT_KEYS)
+    receiver_limits, udp_limits = _receiver_limits(receiver)
     receiver_listen = receiver.address("listen")
     ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
     behind = receiver.number("timestamp_behind_seconds", 40, 0, 3600)
@@ -303,11 +356,15 @@ def from_dict(data, base_dir=Path("."), source="config"):
     # about 16 MB; a center taking more than that sets it higher.
     replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
 
+    secrets = []
     sup = root.table("supervision", ["learned_interval_factor"])
     factor = sup.number("learned_interval_factor", 3, 1.5, 100)
 
-    http = root.table("http", ["listen"])
+    http = root.table("http", ["listen", "token"])
     http_listen = http.address("listen")
+    http_token = http.get("token", str, "")
+    if http_token:
+        secrets.append(http_token)
 
     mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix", "max_payload_bytes", "status_memory"],
                             default_empty=False)
@@ -407,7 +464,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
                   devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
                   store_url=store_url, store_pool_size=pool_size, cluster=cluster,
-                  replay_cache_size=replay_cache_size, secret_keys=list(secret_values(data)))
+                  replay_cache_size=replay_cache_size, secret_keys=list(secret_values(data)),
+                  http_token=http_token, receiver_limits=receiver_limits, udp_limits=udp_limits)
 
 
 def _url_password(url):

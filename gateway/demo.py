@@ -267,7 +267,7 @@ async def demo(args, data_dir):
     for name, path in (("center", asc_config.store_path), ("110", center_config.store_path)):
         result = verify(path)
         print("log verify %-6s %s: %s" % (name, path, "OK, %d rows intact" % result.rows if result.ok else result.problem), file=out)
-    logging.getLogger("jifang").removeHandler(log_handler)
+    logs.teardown(log_handler)
     log_file.close()
     return 0
 

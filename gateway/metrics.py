@@ -13,6 +13,7 @@ HELP = {
     "jifang_frames_total": ("counter", "DC-09 frames received, by token"),
     "jifang_naks_total": ("counter", "DC-09 NAKs sent, by reason (account_mismatch: clear header account differs from the encrypted one)"),
     "jifang_dc09_replays_total": ("counter", "Encrypted DC-09 messages seen again within the timestamp window: ACKed, not recorded"),
+    "jifang_dc09_udp_naks_shrunk_total": ("counter", "UDP NAKs sent without the time, or not at all, to stay no larger than the datagram"),
     "jifang_dc09_replay_cache_entries": ("gauge", "Entries in the DC-09 replay cache"),
     "jifang_dc09_replay_evictions_total": ("counter", "Replay cache entries evicted before their window ended (cache full)"),
     "jifang_duhs_total": ("counter", "DC-09 DUHs sent, by token"),

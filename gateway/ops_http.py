@@ -1,12 +1,32 @@
 """/healthz and /metrics on aiohttp.
 
-/healthz answers 200 {"status": "ok", ...} while the store answers and every
-forwarder has either nothing queued or its upstream reachable; otherwise 503
+/healthz answers 200 {"status": "ok", ...} while the store answers, every
+forwarder has either nothing queued or its upstream reachable, and no connection
+limit refused clients in the last minute (gateway/netlimits.py); otherwise 503
 {"status": "degraded", ...} naming what is wrong, for a load balancer or a watchdog.
+
+Both say things an outsider should not learn (how many panels are connected, which
+NAK reasons an attack produces, forwarder names): with `[http] token` set they answer
+only requests carrying `Authorization: Bearer <token>`. Bound to anything but a
+loopback address without a token, the gateway says so at start-up.
 """
+import hmac
+import ipaddress
 import json
+import logging
 
 from aiohttp import web
+
+log = logging.getLogger("jifang.ops")
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False       # a name other than localhost, or "" / "0.0.0.0"-like wildcards
 
 
 class OpsServer:
@@ -16,7 +36,14 @@ class OpsServer:
         self.address = None
 
     async def start(self, host, port):
-        app = web.Application()
+        token = self.gateway.config.http_token
+        if not token and not is_loopback(host):
+            log.warning("/metrics and /healthz are served on a non-loopback address without a token: "
+                        "anyone who can reach it reads them",
+                        extra={"listen": "%s:%d" % (host, port),
+                               "fix": 'set [http] token = "..." (sent as Authorization: Bearer ...), '
+                                      'or listen on 127.0.0.1'})
+        app = web.Application(middlewares=[self._require_token] if token else [])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         self.runner = web.AppRunner(app, access_log=None)
@@ -24,6 +51,13 @@ class OpsServer:
         site = web.TCPSite(self.runner, host, port)
         await site.start()
         self.address = self.runner.addresses[0][:2]
+
+    @web.middleware
+    async def _require_token(self, request, handler):
+        expected = "Bearer " + self.gateway.config.http_token
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected.encode()):
+            return web.Response(status=401, text="token required", headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
 
     async def stop(self):
         if self.runner:
@@ -44,6 +78,7 @@ class OpsServer:
                 forwarders[fw.name]["lease_held"] = self.gateway.leases.held("forwarder:" + fw.name)
             if depth and not fw.connected:
                 problems.append("forwarder %s: %d queued, upstream unreachable" % (fw.name, depth))
+        problems += self.gateway.degraded()      # connection limits refusing clients lately
         body = {"status": "degraded" if problems else "ok", "gateway": self.gateway.config.name,
                 "problems": problems, "forwarders": forwarders}
         return web.Response(status=503 if problems else 200, text=json.dumps(body), content_type="application/json")

@@ -552,30 +552,38 @@ class FrameReader:
                     buf[:1] = b""    # drop this LF and look for the next one
                     continue
                 break
-            if end < 0:              # not a frame: drop the LF, resync
-                self.discarded += 1
-                buf[:1] = b""
+            if end < 0:              # not a frame: drop up to the next LF, resync there
+                cut = -end
+                self.discarded += cut
+                buf[:cut] = b""
                 continue
             frames.append(bytes(buf[:end]))
             buf[:end] = b""
         return frames
 
     def _frame_end(self, buf):
-        """Index just past the frame's CR; None when incomplete; -1 when not a frame."""
+        """Index just past the frame's CR; None when incomplete; -n when not a frame
+        (drop n bytes: up to the next LF, where the next frame may start).
+
+        The body is printable text (decode refuses anything else), so the first CR
+        after the header ends the frame, whatever the length field says, and an LF
+        before that CR means this frame was cut short and the next one starts at that
+        LF. The length field is checked by decode, which NAKs a frame where it lies;
+        trusting it here let one lying frame swallow the start of the next
+        legitimate frame, which then got a NAK too. The search starts after the
+        header, so a binary CRC holding a CR or LF byte is not mistaken for either."""
         if len(buf) < 10:
             return None
-        if buf[9] == 0x22:           # hex CRC: the body is text, so the first CR ends it
-            cr = buf.find(b"\r", 10)
-            if cr < 0:
-                return None if len(buf) <= self.max_frame else -1
-            return cr + 1
-        if buf[7] == 0x22:           # binary CRC: CR may hide in the CRC bytes, use the length
-            try:
-                length = int(bytes(buf[3:7]), 16)
-            except ValueError:
-                return -1
-            end = 7 + length + 1
-            if end > self.max_frame:
-                return -1
-            return end if len(buf) >= end else None
-        return -1
+        if buf[9] == 0x22:           # LF CRC(4 hex) LLLL "
+            start = 10
+        elif buf[7] == 0x22:         # LF CRC(2 binary) LLLL "
+            start = 8
+        else:
+            return -1
+        cr = buf.find(b"\r", start)
+        lf = buf.find(b"\n", start) if cr < 0 else buf.find(b"\n", start, cr)
+        if lf >= 0:
+            return -lf
+        if cr < 0:
+            return None if len(buf) <= self.max_frame else -1
+        return cr + 1

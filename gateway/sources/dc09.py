@@ -16,7 +16,14 @@ communication fault, so a mis-provisioned panel is noticed instead of silently l
 alarms.
 
 A bad frame never closes the connection: it is answered, logged with its reason,
-counted, and the next frame on the stream is read.
+counted, and the next frame on the stream is read. What does close it is a limit
+(gateway/netlimits.py, [receiver] keys): no complete authenticated frame within
+first_frame_timeout_seconds of connecting, half a frame left that long, nothing
+authenticated for idle_timeout_seconds, or answers left unread past max_output_bytes.
+Connections past max_connections (with reserved_connections kept for addresses that
+authenticated before) or past max_connections_per_address are refused at accept; UDP
+datagrams past udp_max_in_flight are dropped. Only authenticated frames count as
+progress: frames that get NAKs, and replays, keep no connection open.
 
 Only the encrypted part of an encrypted frame is trusted (DESIGN.md, "Trust only what
 is authenticated"): the clear header (sequence, receiver, prefix, account) can be
@@ -39,6 +46,7 @@ import time
 from collections import OrderedDict
 
 from protocols import contactid, dc09
+from gateway import netlimits
 from gateway.event import from_contact_id, now_ms
 from gateway.pipeline import InvalidEvent
 from protocols.sia_codes import SIA_TO_CONTACT_ID
@@ -180,70 +188,92 @@ class DC09Receiver:
         self.pipeline = pipeline
         self.supervision = supervision
         self.metrics = metrics
-        self.connections = set()
-        self._server = None
+        self._listener = None
         self._udp = None
         self.address = None
+        self.udp_limiter = netlimits.ConnectionLimiter(
+            "dc09/udp", config.udp_limits.max_connections, config.udp_limits.max_per_address,
+            config.udp_limits.reserved, config.udp_limits.known_addresses, config.udp_limits.degraded_for)
         self.replays = ReplayCache(config.replay_cache_size,
                                    config.timestamp_ahead + config.timestamp_behind + 1)
 
+    @property
+    def connections(self):
+        return self._listener.connections if self._listener is not None else set()
+
     async def start(self, host, port):
-        self._server = await asyncio.start_server(self._serve_tcp, host, port)
-        self.address = self._server.sockets[0].getsockname()[:2]
+        limits = self.config.receiver_limits
+        # Descriptors for every connection allowed, plus the store, the other listeners,
+        # the forwarders' connections and the console's.
+        netlimits.check_file_limit(limits.max_connections + 512, "receiver.max_connections")
+        self._listener = await netlimits.serve(self._serve_tcp, host, port, name="dc09", limits=limits)
+        self.address = self._listener.address
         loop = asyncio.get_running_loop()
-        self._udp, self._udp_protocol = await loop.create_datagram_endpoint(
+        self._udp, self.udp_protocol = await loop.create_datagram_endpoint(
             lambda: _UDPProtocol(self), local_addr=(host, self.address[1]))
         self.metrics.add_gauges(lambda: [("jifang_connections", {}, len(self.connections)),
                                          ("jifang_dc09_replay_cache_entries", {}, len(self.replays)),
                                          ("jifang_dc09_replay_evictions_total", {}, self.replays.evicted)])
+        self.metrics.add_gauges(self._listener.samples)
+        self.metrics.add_gauges(self.udp_limiter.samples)
         log.info("DC-09 receiver listening", extra={"host": host, "port": self.address[1], "transports": "tcp+udp"})
+
+    def degraded(self):
+        """Limits that refused clients lately (for /healthz)."""
+        return (self._listener.degraded() if self._listener else []) + self.udp_limiter.degraded()
 
     async def stop(self):
         if self._udp:
             self._udp.close()
-            await cancel_and_wait(*self._udp_protocol.tasks)
-        if self._server:
-            self._server.close()
-            for writer in list(self.connections):
-                writer.close()
-            await self._server.wait_closed()
+            await cancel_and_wait(*self.udp_protocol.tasks)
+        if self._listener:
+            await self._listener.close()
 
-    async def _serve_tcp(self, reader, writer):
-        peer = "%s:%s" % writer.get_extra_info("peername")[:2]
-        self.connections.add(writer)
+    async def _serve_tcp(self, conn):
         frames = dc09.FrameReader()
-        try:
-            while True:
-                data = await reader.read(4096)
-                if not data:
-                    break
-                discarded = frames.discarded
-                # Frames that arrived together are committed together (one group commit,
-                # in arrival order within a priority) and answered in the order sent.
-                responses = await asyncio.gather(*(self.handle_frame(frame, "dc09/tcp", peer)
-                                                   for frame in frames.feed(data)))
-                for response in responses:
-                    if response:
-                        writer.write(response)
-                await writer.drain()
-                if frames.discarded > discarded:
-                    log.warning("bytes outside any frame dropped", extra={"peer": peer, "bytes": frames.discarded - discarded})
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.connections.discard(writer)
-            writer.close()
+        authenticated = 0
 
-    async def handle_frame(self, frame, source, peer):
-        """The bytes to send back for one frame (None: send nothing)."""
+        def on_authenticated():
+            nonlocal authenticated
+            authenticated += 1
+            conn.authenticated()
+
+        while True:
+            data = await conn.read(4096)
+            if not data:
+                break
+            discarded = frames.discarded
+            authenticated = 0
+            # Frames that arrived together are committed together (one group commit,
+            # in arrival order within a priority) and answered in the order sent.
+            responses = await asyncio.gather(*(self.handle_frame(frame, "dc09/tcp", conn.peer,
+                                                                 on_authenticated=on_authenticated)
+                                               for frame in frames.feed(data)))
+            conn.progress(authenticated, pending=bool(frames.buf))
+            if frames.discarded > discarded:
+                log.warning("bytes outside any frame dropped", extra={"peer": conn.peer, "bytes": frames.discarded - discarded})
+            answer = b"".join(r for r in responses if r)
+            if answer and not await conn.send(answer):
+                break
+
+    async def handle_frame(self, frame, source, peer, nak_budget=None, on_authenticated=None):
+        """The bytes to send back for one frame (None: send nothing). `nak_budget`: a
+        NakBudget, the bytes NAKs may take (UDP, see _nak). `on_authenticated()` is
+        called when the frame proved to come from a known device (decoded, known
+        account, right key, timestamp in the window, not a replay): its source
+        address may then use the connections reserved for known clients."""
         try:
             msg, key, account = self._decode(frame)
         except ReceiverError as exc:
-            return self._nak(exc.reason, str(exc), frame, peer)
+            return self._nak(exc.reason, str(exc), frame, peer, nak_budget)
         self.metrics.inc("jifang_frames_total", token=msg.token)
         if not msg.encrypted:
-            return (await self._handle(msg, key, account, frame, source, peer))[0]
+            if on_authenticated is not None:
+                on_authenticated()
+            return (await self._handle(msg, key, account, frame, source, peer, nak_budget))[0]
         claim = await self.replays.claim(ReplayCache.digests(msg, frame, data_account(msg.data)))
+        if claim is not None and on_authenticated is not None:
+            on_authenticated()
         if claim is None:
             self.metrics.inc("jifang_dc09_replays_total", token=msg.token)
             if msg.token != "NULL":     # an event received again and recorded once, as a retry is
@@ -253,12 +283,12 @@ class DC09Receiver:
             return dc09.encode(dc09.make_ack(msg), key)
         committed = False
         try:
-            response, committed = await self._handle(msg, key, account, frame, source, peer)
+            response, committed = await self._handle(msg, key, account, frame, source, peer, nak_budget)
             return response
         finally:
             claim.settle(committed)
 
-    async def _handle(self, msg, key, account, frame, source, peer):
+    async def _handle(self, msg, key, account, frame, source, peer, nak_budget):
         """(answer, committed) for a decoded, authenticated message."""
         if msg.token == "NULL":
             self.supervision.heard_from(account, link_test=True)
@@ -270,14 +300,14 @@ class DC09Receiver:
             log.warning("DUH: " + str(exc), extra={"peer": peer, "account": account, "token": msg.token})
             return dc09.encode(dc09.make_duh(msg)), False
         except dc09.DC09Error as exc:
-            return self._nak("format", str(exc), frame, peer), False
+            return self._nak("format", str(exc), frame, peer, nak_budget), False
         try:
             for event in events:
                 if not self._dated(msg):
                     event = await self._as_retry_of_recent(event)
                 await self.pipeline.submit(event)
         except InvalidEvent as exc:
-            return self._nak("format", str(exc), frame, peer), False
+            return self._nak("format", str(exc), frame, peer, nak_budget), False
         except Exception as exc:
             log.error("event not committed, no answer sent (the device will retry)",
                       extra={"peer": peer, "account": account, "error": repr(exc)})
@@ -328,10 +358,25 @@ class DC09Receiver:
                                 "in the encrypted data: header account %s is not authenticated" % msg.account)
         return header
 
-    def _nak(self, reason, message, frame, peer):
+    def _nak(self, reason, message, frame, peer, budget=None):
+        """The NAK, with the receiver's time. Over UDP (`budget` = bytes of the
+        datagram left to answer with) a NAK never carries more bytes than the
+        datagram that caused it: a NAK answers a datagram nobody authenticated, whose
+        source address may be forged, and a bigger answer would make the receiver an
+        amplifier for floods aimed at that address. When the NAK with the time does
+        not fit, the one without it (27 bytes) is sent; when that does not fit
+        either, nothing (the panel retries, as after a lost datagram)."""
         self.metrics.inc("jifang_naks_total", reason=reason)
         log.warning("NAK: " + message, extra={"peer": peer, "reason": reason, "frame": frame[:120].decode("ascii", "replace")})
-        return dc09.encode(dc09.make_nak(dc09.timestamp_now()))
+        nak = dc09.encode(dc09.make_nak(dc09.timestamp_now()))
+        if budget is not None:
+            if len(nak) > budget.left:
+                self.metrics.inc("jifang_dc09_udp_naks_shrunk_total")
+                nak = dc09.encode(dc09.Message("NAK", 0, "0", "0", "0", "", None, None))
+                if len(nak) > budget.left:
+                    return None
+            budget.left -= len(nak)
+        return nak
 
     @staticmethod
     def _dated(msg):
@@ -377,6 +422,13 @@ class DC09Receiver:
         return events
 
 
+class NakBudget:
+    """Bytes of NAK one datagram may still cause, shared by the frames it carries."""
+
+    def __init__(self, left):
+        self.left = left
+
+
 class _UDPProtocol(asyncio.DatagramProtocol):
     def __init__(self, receiver):
         self.receiver = receiver
@@ -387,13 +439,24 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        task = asyncio.create_task(self._handle(data, addr))
+        # Each datagram holds a task until its event is committed: past the in-flight
+        # limits it is dropped here (counted), before any work, and the panel retries.
+        ticket = self.receiver.udp_limiter.admit(addr[0])
+        if ticket is None:
+            log.warning("datagram dropped by the in-flight limit", extra={"peer": "%s:%s" % addr[:2]})
+            return
+        task = asyncio.create_task(self._handle(data, addr, ticket))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _handle(self, data, addr):
+    async def _handle(self, data, addr, ticket):
         peer = "%s:%s" % addr[:2]
-        for frame in dc09.FrameReader().feed(data):
-            response = await self.receiver.handle_frame(frame, "dc09/udp", peer)
-            if response and self.transport is not None and not self.transport.is_closing():
-                self.transport.sendto(response, addr)
+        budget = NakBudget(len(data))    # NAK bytes this datagram may cause (see DC09Receiver._nak)
+        try:
+            for frame in dc09.FrameReader().feed(data):
+                response = await self.receiver.handle_frame(frame, "dc09/udp", peer, nak_budget=budget,
+                                                            on_authenticated=ticket.promote)
+                if response and self.transport is not None and not self.transport.is_closing():
+                    self.transport.sendto(response, addr)
+        finally:
+            ticket.release()

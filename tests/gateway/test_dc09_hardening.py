@@ -196,3 +196,92 @@ def test_replay_cache_size_is_a_config_key(tmp_path):
     from gateway.sources.dc09 import DC09Receiver
     receiver = DC09Receiver(cfg, None, None, None)
     assert receiver.replays.size == 16 and receiver.replays.lifetime == 20 + 40 + 1
+
+
+# ---------------------------------------------------------------- smaller points (issue 11, 6)
+
+def binary_crc_frame(body, claimed=None):
+    value = crc.crc16_arc(body)
+    return (b"\n" + bytes([value >> 8, value & 0xFF]) + ("%04X" % (len(body) if claimed is None else claimed)).encode()
+            + body + b"\r")
+
+
+async def test_a_lying_binary_length_does_not_cost_the_next_frame_its_ack(tmp_path):
+    async with Gateway(center_config(tmp_path)) as gw:
+        client = await RawClient().connect(gw.receiver.address[1])
+        plain = adm_cid("1003", 130, seq=3)
+        body = dc09.encode(plain)[9:-1]
+        for n, claimed in enumerate((len(body) + 60, len(body) - 10)):
+            good = adm_cid("1003", 131, seq=10 + n)
+            # the lying frame and a real one in the same segment, as a stream delivers them
+            await client.send(binary_crc_frame(body, claimed) + binary_crc_frame(dc09.encode(good)[9:-1]))
+            assert (await client.answer()).token == "NAK"
+            assert dc09.is_ack_for(await client.answer(), good)
+        assert gw.metrics.value("jifang_naks_total", reason="length") == 2
+        assert [s.event.sequence for s in await gw.store.events()] == [10, 11]
+        await client.close()
+
+
+async def test_a_udp_nak_is_never_larger_than_the_datagram(tmp_path):
+    async with Gateway(center_config(tmp_path)) as gw:
+        loop = asyncio.get_running_loop()
+        answers = asyncio.Queue()
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                answers.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Proto, remote_addr=("127.0.0.1", gw.receiver.address[1]))
+        tiny = b'\n00000000"x"\r'                           # 13 bytes, a frame to the reader
+        small = reframe(b'"NULL"0000L0#99[]')               # 27 bytes, unknown account
+        full = dc09.encode(adm_cid("1001", 130, seq=1), PANEL_KEY)
+        bad_crc = full[:1] + b"0000" + full[5:]             # a full-size frame, bad CRC
+        for datagram in (tiny, small, bad_crc):
+            transport.sendto(datagram)
+        answer_small = await asyncio.wait_for(answers.get(), 10)   # nothing came for the tiny one
+        answer_full = await asyncio.wait_for(answers.get(), 10)
+        print("datagram -> NAK bytes: %d -> 0, %d -> %d, %d -> %d"
+              % (len(tiny), len(small), len(answer_small), len(bad_crc), len(answer_full)))
+        nak = dc09.decode(answer_small)
+        assert nak.token == "NAK" and nak.timestamp is None and len(answer_small) <= len(small)
+        nak = dc09.decode(answer_full)
+        assert nak.token == "NAK" and nak.timestamp is not None and len(answer_full) <= len(bad_crc)
+        assert gw.metrics.total("jifang_naks_total") == 3
+        assert gw.metrics.total("jifang_dc09_udp_naks_shrunk_total") == 2
+        assert answers.empty()
+        transport.close()
+
+
+async def test_ops_on_a_public_address_without_a_token_warns_and_a_token_is_required(tmp_path, caplog):
+    import logging
+    import aiohttp
+    from tests.support.ports import free_port
+    caplog.set_level(logging.WARNING, logger="jifang")
+    cfg = center_config(tmp_path)
+    cfg.http_listen = ("127.0.0.1", free_port())
+    async with Gateway(cfg):
+        pass
+    assert not [r for r in caplog.records if r.name == "jifang.ops"]       # loopback: no warning
+    cfg.http_listen = ("0.0.0.0", free_port())
+    async with Gateway(cfg):
+        pass
+    warned = [r for r in caplog.records if r.name == "jifang.ops"]
+    assert len(warned) == 1 and "without a token" in warned[0].getMessage() and "token" in warned[0].fix
+    caplog.clear()
+    cfg.http_token = "s3cret-ops-token"
+    async with Gateway(cfg) as gw, aiohttp.ClientSession() as http:
+        assert not [r for r in caplog.records if r.name == "jifang.ops"]
+        base = "http://127.0.0.1:%d" % gw.ops.address[1]
+        for path in ("/healthz", "/metrics"):
+            async with http.get(base + path) as r:
+                assert r.status == 401
+            async with http.get(base + path, headers={"Authorization": "Bearer wrong"}) as r:
+                assert r.status == 401
+            async with http.get(base + path, headers={"Authorization": "Bearer s3cret-ops-token"}) as r:
+                assert r.status == 200
+
+
+def test_http_token_is_a_config_key_and_a_secret(tmp_path):
+    from gateway import config as config_module
+    cfg = config_module.from_dict({"http": {"listen": "0.0.0.0:9101", "token": "tok-123"}}, tmp_path)
+    assert cfg.http_token == "tok-123" and "tok-123" in cfg.secrets

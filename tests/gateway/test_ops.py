@@ -47,12 +47,11 @@ async def test_healthz_and_metrics(tmp_path):
 
 def test_json_logs_scrub_secrets():
     stream = io.StringIO()
-    logs.setup("INFO", [PANEL_KEY_HEX, PEER_KEY_HEX], "asc", stream=stream)
+    handler = logs.setup("INFO", [PANEL_KEY_HEX, PEER_KEY_HEX], "asc", stream=stream)
     try:
         logging.getLogger("jifang.test").warning("key is %s", PANEL_KEY_HEX, extra={"key": PEER_KEY_HEX, "account": "1001"})
     finally:
-        logging.getLogger("jifang").handlers[:] = []
-        logging.getLogger("jifang").propagate = True
+        logs.teardown(handler)
     entry = json.loads(stream.getvalue())
     assert entry["msg"] == "key is ***" and entry["key"] == "***" and entry["account"] == "1001"
     assert entry["gateway"] == "asc" and entry["level"] == "warning"

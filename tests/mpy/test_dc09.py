@@ -235,3 +235,23 @@ def test_frame_reader_is_bounded():
     assert r.feed(b'\n1234' + b"0" * 200) == []
     assert len(r.buf) <= 64
     assert r.feed(CAP_XTRM_NULL) == [CAP_XTRM_NULL]
+
+
+def test_frame_reader_resyncs_after_a_lying_length():
+    # A binary-CRC frame whose length claims more bytes than it has (issue 11): the
+    # frame is passed on (decode answers it with a NAK for its length) and the next
+    # frame on the stream comes out whole, instead of being swallowed by the lie.
+    body = b'"NULL"0000L0#1234[]'
+    crc = dc09.crc16_arc(body)
+    real = b"\n" + bytes([crc >> 8, crc & 0xFF]) + ("%04X" % len(body)).encode() + body + b"\r"
+    for claimed in (len(body) + 40, 0xFFF, 3):
+        lying = real[:3] + ("%04X" % claimed).encode() + real[7:]
+        r = dc09.FrameReader()
+        assert r.feed(lying + real) == [lying, real]
+        assert _reason(dc09.decode, lying) == "length"
+        assert dc09.decode(real).token == "NULL"
+    # A frame cut short (no CR before the next LF): dropped, the next one read.
+    r = dc09.FrameReader()
+    assert r.feed(real[:15] + real + CAP_XTRM_NULL) == [real, CAP_XTRM_NULL]
+    assert r.discarded == 15
+    assert r.feed(CAP_CID_1407[:30] + CAP_CID_1407) == [CAP_CID_1407]
