@@ -70,9 +70,6 @@ async def bus_nodes(specs):
 
 
 def settings(urls, **kw):
-    # 64 MiB streams: JetStream reserves max_bytes on every replica's node, and the
-    # test nodes offer 4 GB (tests/support/nats.py), not the production 3 x 1 GiB.
-    kw.setdefault("max_stream_bytes", 64 << 20)
     return BusSettings(servers=list(urls), **kw)
 
 
