@@ -6,6 +6,12 @@
 
 Start-up opens the sinks before the sources, so nothing is accepted (and ACKed)
 before there is somewhere to put it; shutdown closes the sources first.
+
+Cluster mode ([bus] in the config): between the sources and the store sits the
+JetStream bus (gateway/bus.py). A source's submit() publishes and returns at the
+replicated stream's PubAck (that is when the device is ACKed); this node's ingest
+consumers take events off the bus into the store, with whatever the other nodes
+published. Without [bus], nothing of this exists: one process, the store, no NATS.
 """
 import asyncio
 import logging
@@ -50,6 +56,8 @@ class Gateway:
         self.receiver = None
         self.mqtt_source = None
         self.ops = None
+        self.bus = None
+        self.ingest = None
         self._purge_task = None
         self._console = (console_stream, console_prefix)
 
@@ -63,6 +71,8 @@ class Gateway:
             self.pipeline.add_listener(outbox.offer)
             self.forwarders.append(make_forwarder(spec, outbox, self.metrics, self.config.name, *self._console))
         self.pipeline.start()
+        if self.config.bus is not None:
+            await self._start_bus()
         await self.supervision.start(self.store)
         for fw in self.forwarders:
             fw.start()
@@ -113,11 +123,27 @@ class Gateway:
         if self.vehicle_center is not None:
             await self.vehicle_center.stop()
         await self.supervision.stop()
+        if self.ingest is not None:
+            await self.ingest.stop()        # what it had not committed is not acked: another node takes it
+        if self.bus is not None:
+            self.pipeline.bus = None
+            await self.bus.close()
         for fw in self.forwarders:
             await fw.stop()
         await self.pipeline.stop()
         await self.store.close()
         log.info("gateway stopped")
+
+    async def _start_bus(self):
+        from gateway.bus import Bus, Ingest
+        self.bus = Bus(self.config.bus, self.metrics, self.config.name)
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        self.ingest = Ingest(self.bus, self.pipeline)
+        await self.ingest.start()
+        self.pipeline.bus = self.bus        # from now on submit() publishes
+        log.info("bus connected", extra={"servers": len(self.config.bus.servers),
+                                         "replicas": self.config.bus.replicas})
 
     async def dispatch(self, event_id, operator, note):
         """The console's "dispatch to 110": send stored event `event_id` through every

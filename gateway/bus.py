@@ -52,6 +52,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import nats
 import nats.errors
@@ -147,8 +148,14 @@ class BusSettings:
 
 
 def _url(nc):
+    """host:port of the node a connection is on (never the credentials in its URL)."""
     url = nc.connected_url
-    return "nats://%s" % url.netloc if url is not None else ""
+    return "%s:%s" % (url.hostname, url.port) if url is not None else ""
+
+
+def _address(server):
+    url = urlsplit(server if "://" in server else "nats://" + server)
+    return "%s:%s" % (url.hostname, url.port)
 
 
 class BusUnavailable(RuntimeError):
@@ -173,7 +180,8 @@ class Bus:
         for lane, name, _ in STREAMS:
             if lane == LANE_ALARMS:
                 # Nodes not yet used by the other alarm copy first, in a fixed order.
-                order = [u for u in servers if u not in taken] + [u for u in servers if u in taken]
+                order = ([u for u in servers if _address(u) not in taken]
+                         + [u for u in servers if _address(u) in taken])
                 nc = await self._connect(name, order, randomize=not taken)
                 taken.append(_url(nc))
             else:

@@ -5,39 +5,15 @@ import asyncio
 import statistics
 import time
 
-import nats.errors
 import pytest
 
-from gateway.bus import (LANE_ALARMS, LANE_EVENTS, LANE_POSITIONS, STREAMS, BusUnavailable, lane_of,
-                         subject_for)
+from gateway.bus import LANE_ALARMS, LANE_EVENTS, LANE_POSITIONS, BusUnavailable, lane_of, subject_for
 from gateway.event import from_contact_id
 from protocols import contactid
 from tests.gateway.helpers import wait_for
-from tests.support.busnode import alarm, bus_nodes, opening, position, settings
-from tests.support.nats import running_nats_cluster
+from tests.support.busnode import alarm, bus_nodes, drained, opening, position, settings
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def nats_cluster(tmp_path):
-    with running_nats_cluster(tmp_path / "nats") as cluster:
-        yield cluster
-
-
-async def drained(node):
-    """Every stream empty and nothing delivered-but-unacked: each message published so
-    far has been committed and acked, so the store's content is final."""
-    jsm = node.bus.bulk.jsm()
-    for _, name, _ in STREAMS:
-        try:
-            info = await jsm.stream_info(name)
-            consumer = await jsm.consumer_info(name, "ingest")
-        except (nats.errors.Error, asyncio.TimeoutError):   # a leader election (kill, step-down) under way
-            return False
-        if info.state.messages or consumer.num_ack_pending or consumer.num_pending:
-            return False
-    return True
 
 
 async def keys_in_store(node):
