@@ -107,9 +107,15 @@ def lane_of(event):
     return LANE_EVENTS
 
 
-def streams_of(lane):
-    """[(stream, subject root)] of a lane."""
-    return [(name, root) for lane_, name, root in STREAMS if lane_ == lane]
+def streams_of(lane, alarm_copies=2):
+    """[(stream, subject root)] of a lane (the first `alarm_copies` for alarms)."""
+    found = [(name, root) for lane_, name, root in STREAMS if lane_ == lane]
+    return found[:alarm_copies] if lane == LANE_ALARMS else found
+
+
+def active_streams(settings):
+    """[(lane, stream, subject root)] a bus with these settings uses."""
+    return [(lane, name, root) for lane in LANES for name, root in streams_of(lane, settings.alarm_copies)]
 
 
 def _token(text):
@@ -145,6 +151,7 @@ class BusSettings:
     # this means one more delivery, which the store's dedup key absorbs.
     alarm_ack_wait: float = 1.0
     ingest_batch: int = 256               # messages one pull asks for, and commits in flight per lane
+    alarm_copies: int = 2                 # alarm streams published at once (1: no hedge against a leader's death)
 
 
 def _url(nc):
@@ -177,7 +184,7 @@ class Bus:
         so one node's death cuts at most one alarm copy off; one for the rest."""
         servers = list(self.settings.servers)
         taken = []
-        for lane, name, _ in STREAMS:
+        for lane, name, _ in active_streams(self.settings):
             if lane == LANE_ALARMS:
                 # Nodes not yet used by the other alarm copy first, in a fixed order.
                 order = ([u for u in servers if _address(u) not in taken]
@@ -236,7 +243,7 @@ class Bus:
         """Create the streams, or bring an existing one to this config (every node does
         this at start; the same config twice is a no-op for the server)."""
         jsm = self.bulk.jsm()
-        for _, name, _ in STREAMS:
+        for _, name, _ in active_streams(self.settings):
             config = self.stream_config(name)
             try:
                 await jsm.add_stream(config)
@@ -251,7 +258,7 @@ class Bus:
         one) until publish_timeout; when no copy made it, raises BusUnavailable and
         the caller must not ACK."""
         lane = lane_of(event)
-        copies = [asyncio.ensure_future(self._publish(lane, name, root, event)) for name, root in streams_of(lane)]
+        copies = [asyncio.ensure_future(self._publish(lane, name, root, event)) for name, root in streams_of(lane, self.settings.alarm_copies)]
         if len(copies) == 1:
             return await copies[0]
         pending, failure = set(copies), None
@@ -335,7 +342,7 @@ class Ingest:
 
     async def start(self):
         jsm = self.bus.bulk.jsm()
-        streams = [(lane, name) for lane, name, _ in STREAMS if lane in self.lanes]
+        streams = [(lane, name) for lane, name, _ in active_streams(self.bus.settings) if lane in self.lanes]
         for lane, name in streams:
             config = self.consumer_config(lane)
             try:
@@ -348,7 +355,7 @@ class Ingest:
         # Alarms first: their loops start before the bulk lanes have pulled anything.
         for lane, name in streams:
             self._tasks.append(asyncio.create_task(self._consume(lane, name), name="ingest-" + name))
-        if LANE_ALARMS in self.lanes:
+        if LANE_ALARMS in self.lanes and self.bus.settings.alarm_copies > 1 and self.bus.settings.replicas > 1:
             self._tasks.append(asyncio.create_task(self._keep_leaders_apart(), name="bus-leaders"))
 
     async def stop(self):
@@ -370,7 +377,10 @@ class Ingest:
         whether they are apart. Asks the leader to step down (a new one is elected
         among the replicas) until the draw lands well; a single node (R1) has nothing
         to spread."""
-        (first, _), (second, _) = [(n, r) for lane, n, r in STREAMS if lane == LANE_ALARMS]
+        alarms = streams_of(LANE_ALARMS, self.bus.settings.alarm_copies)
+        if len(alarms) < 2:
+            return False
+        (first, _), (second, _) = alarms
         nc = self.bus.bulk
         for _ in range(attempts):
             try:
@@ -459,6 +469,8 @@ class Ingest:
             self._count("jifang_bus_rejected_total", lane)
             await msg.term()
             return
+        if msg.metadata.num_delivered > 1:
+            self._count("jifang_bus_redelivered_total", lane)
         try:
             stored = await self.pipeline.commit(event)
         except Exception as exc:

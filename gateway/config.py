@@ -364,7 +364,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
 
 
 BUS_KEYS = ["url", "replicas", "duplicate_window_seconds", "publish_timeout_seconds", "publish_attempt_seconds",
-            "max_stream_messages", "ack_wait_seconds", "alarm_ack_wait_seconds", "ingest_batch"]
+            "max_stream_messages", "ack_wait_seconds", "alarm_ack_wait_seconds", "ingest_batch", "alarm_copies"]
 
 
 def _bus(t, secrets):
@@ -401,4 +401,5 @@ def _bus(t, secrets):
         max_stream_messages=int(t.number("max_stream_messages", defaults.max_stream_messages, 1)),
         ack_wait=t.number("ack_wait_seconds", defaults.ack_wait, 0.1, 3600),
         alarm_ack_wait=t.number("alarm_ack_wait_seconds", defaults.alarm_ack_wait, 0.1, 3600),
-        ingest_batch=int(t.number("ingest_batch", defaults.ingest_batch, 1, 10000)))
+        ingest_batch=int(t.number("ingest_batch", defaults.ingest_batch, 1, 10000)),
+        alarm_copies=int(t.number("alarm_copies", defaults.alarm_copies, 1, 2)))

@@ -2,6 +2,7 @@
 the real SQLite store: publish -> PubAck -> ingest -> store, deduplication across
 nodes, kill -9 of a NATS node, alarms during a flood of positions."""
 import asyncio
+import sqlite3
 import statistics
 import time
 
@@ -59,6 +60,29 @@ async def test_a_copy_past_the_duplicate_window_is_still_stored_once(tmp_path, n
         await wait_for(lambda: drained(a), what="bus drained")
         assert await keys_in_store(a) == [event.dedup_key]
         assert a.metrics.value("jifang_bus_ingest_duplicate_total", lane=LANE_EVENTS) == 1
+
+
+async def test_a_redelivery_while_the_store_is_slow_is_stored_once(tmp_path, nats_cluster):
+    # The store is held (another writer keeps SQLite's write lock) longer than the
+    # consumer's ack_wait: JetStream delivers the message again while its first
+    # commit is still waiting. Both commits go through once the lock is released;
+    # the store's dedup key keeps one row.
+    db = tmp_path / "s.db"
+    s = settings(nats_cluster.urls, ack_wait=0.2)
+    async with bus_nodes([("a", db, s, True)]) as (a,):
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            event = opening(5)
+            await a.pipeline.submit(event)
+            await wait_for(lambda: a.metrics.value("jifang_bus_redelivered_total", lane=LANE_EVENTS) >= 1,
+                           what="a redelivery")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await wait_for(lambda: drained(a), what="bus drained")
+        assert await keys_in_store(a) == [event.dedup_key]
+        assert a.metrics.value("jifang_bus_ingest_duplicate_total", lane=LANE_EVENTS) >= 1
 
 
 async def test_a_full_stream_refuses_rather_than_drops(tmp_path, nats_cluster):

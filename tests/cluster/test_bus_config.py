@@ -17,7 +17,8 @@ def test_bus_defaults_and_keys():
     bus = config.from_dict({"bus": {"url": ["nats://127.0.0.1:4333"], "replicas": 1, "duplicate_window_seconds": 60,
                                     "max_stream_messages": 500, "ingest_batch": 32, "ack_wait_seconds": 10,
                                     "publish_timeout_seconds": 2, "publish_attempt_seconds": 0.2,
-                                    "alarm_ack_wait_seconds": 0.5}}).bus
+                                    "alarm_ack_wait_seconds": 0.5, "alarm_copies": 1}}).bus
+    assert bus.alarm_copies == 1
     assert (bus.replicas, bus.duplicate_window, bus.max_stream_messages, bus.ingest_batch) == (1, 60, 500, 32)
     assert (bus.ack_wait, bus.publish_timeout, bus.publish_attempt, bus.alarm_ack_wait) == (10, 2, 0.2, 0.5)
 
@@ -32,6 +33,7 @@ def test_bus_defaults_and_keys():
     ({"url": "nats://h:1", "duplicate_window_seconds": 0}, "bus.duplicate_window_seconds"),
     ({"url": "nats://h:1", "max_stream_messages": 0}, "bus.max_stream_messages"),
     ({"url": "nats://h:1", "ingest_batch": 100000}, "bus.ingest_batch"),
+    ({"url": "nats://h:1", "alarm_copies": 3}, "bus.alarm_copies"),
     ({"url": "nats://h:1", "servers": ["x"]}, "bus.servers"),  # unknown key
 ])
 def test_bad_bus_settings_name_the_key(table, key):

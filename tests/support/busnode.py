@@ -12,7 +12,7 @@ import time
 import nats.errors
 
 from gateway import config as config_module
-from gateway.bus import STREAMS, Bus, BusSettings, Ingest
+from gateway.bus import Bus, BusSettings, Ingest, active_streams
 from gateway.event import from_contact_id, now_ms
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
@@ -98,7 +98,7 @@ async def drained(node):
     """Every stream empty and nothing delivered-but-unacked: each message published so
     far has been committed and acked, so the store's content is final."""
     jsm = node.bus.bulk.jsm()
-    for _, name, _ in STREAMS:
+    for _, name, _ in active_streams(node.bus.settings):
         try:
             info = await jsm.stream_info(name)
             consumer = await jsm.consumer_info(name, "ingest")
