@@ -11,6 +11,12 @@ Cluster mode (`[store] url = "postgresql://..."`, docs/cluster.md): every node
 runs the receivers and the console; each forwarder, supervision's watch and
 retention run on the node holding their lease (gateway/lease.py), and read what
 any node committed by following the shared log (gateway/follow.py).
+
+Cluster mode ([bus] in the config): between the sources and the store sits the
+JetStream bus (gateway/bus.py). A source's submit() publishes and returns at the
+replicated stream's PubAck (that is when the device is ACKed); this node's ingest
+consumers take events off the bus into the store, with whatever the other nodes
+published. Without [bus], nothing of this exists: one process, the store, no NATS.
 """
 import asyncio
 import functools
@@ -57,6 +63,8 @@ class Gateway:
         self.receiver = None
         self.mqtt_source = None
         self.ops = None
+        self.bus = None
+        self.ingest = None
         self._purge_task = None
         self._log_task = None
         self._loop_handler_set = False
@@ -98,6 +106,8 @@ class Gateway:
             self.outboxes.append(outbox)
             self.forwarders.append(fw)
         self.pipeline.start()
+        if self.config.bus is not None:
+            await self._start_bus()
         if self.cluster is not None:
             await self.supervision.start_shared(self.store, self.cluster.heard_flush)
             self.leases.add("supervision", self.supervision.take_over, self.supervision.hand_over)
@@ -218,6 +228,11 @@ class Gateway:
             await cancel_and_wait(*self._followers.values())
             await self.notifier.stop()
         await self.supervision.stop()
+        if self.ingest is not None:
+            await self.ingest.stop()        # what it had not committed is not acked: another node takes it
+        if self.bus is not None:
+            self.pipeline.bus = None
+            await self.bus.close()
         for fw in self.forwarders:
             await fw.stop()
         await self.pipeline.stop()
@@ -232,6 +247,17 @@ class Gateway:
     def degraded(self):
         """Reasons the gateway is degraded by its connection limits (for /healthz)."""
         return self.receiver.degraded() if self.receiver is not None else []
+
+    async def _start_bus(self):
+        from gateway.bus import Bus, Ingest
+        self.bus = Bus(self.config.bus, self.metrics, self.config.name)
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        self.ingest = Ingest(self.bus, self.pipeline)
+        await self.ingest.start()
+        self.pipeline.bus = self.bus        # from now on submit() publishes
+        log.info("bus connected", extra={"servers": len(self.config.bus.servers),
+                                         "replicas": self.config.bus.replicas})
 
     async def dispatch(self, event_id, operator, note):
         """The console's "dispatch to 110": send stored event `event_id` through every

@@ -120,6 +120,7 @@ class Config:
             self.receiver_limits = Limits()
         if self.udp_limits is None:
             self.udp_limits = udp_defaults()
+    bus: object = None             # gateway.bus.BusSettings, when [bus] is there (cluster mode); None = embedded
 
     def device(self, account):
         """The registry entry for an account, else the "*" entry (gateway peering)."""
@@ -307,7 +308,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
     from gateway.vehicles import config as vehicles_config   # imported here: it builds on this module
 
     root = _Table(data, "", source, ["gateway", "store", "cluster", "receiver", "supervision", "http",
-                                    "mqtt_source", "devices", "forwarders", "console"]
+                                    "mqtt_source", "devices", "forwarders", "console", "bus"]
                   + list(vehicles_config.SECTIONS))
     secrets = []
     gw = root.table("gateway", ["name"])
@@ -459,13 +460,19 @@ def from_dict(data, base_dir=Path("."), source="config"):
         from gateway.console.settings import from_table
         console = from_table(data["console"], base_dir, source)
 
+    bus = None
+    bus_table = root.table("bus", BUS_KEYS, default_empty=False)
+    if bus_table is not None:
+        bus = _bus(bus_table, secrets)
+
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
                   learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
                   devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
                   store_url=store_url, store_pool_size=pool_size, cluster=cluster,
                   replay_cache_size=replay_cache_size, secret_keys=list(secret_values(data)),
-                  http_token=http_token, receiver_limits=receiver_limits, udp_limits=udp_limits)
+                  http_token=http_token, receiver_limits=receiver_limits, udp_limits=udp_limits,
+                  bus=bus)
 
 
 def _url_password(url):
@@ -557,3 +564,45 @@ def refuse_example_secrets(config, source=None):
                           "generate a real one, e.g. `openssl rand -hex 16` for an AES-128 key_hex, "
                           "`openssl rand -hex 32` for a secret, and program the same value in the device or peer",
                           source or config.name)
+
+
+BUS_KEYS = ["url", "replicas", "duplicate_window_seconds", "publish_timeout_seconds", "publish_attempt_seconds",
+            "max_stream_messages", "ack_wait_seconds", "alarm_ack_wait_seconds", "ingest_batch", "alarm_copies"]
+
+
+def _bus(t, secrets):
+    """[bus]: the NATS JetStream cluster between the nodes (gateway/bus.py)."""
+    from urllib.parse import urlsplit
+
+    from gateway.bus import BusSettings
+
+    fix = 'list the NATS nodes, e.g. ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "nats://10.0.0.3:4222"]'
+    value = t.get("url", (str, list), required=True, fix=fix)
+    urls = [u.strip() for u in value.split(",")] if isinstance(value, str) else value
+    if not urls:
+        raise t.error("url", "empty", fix)
+    for url in urls:
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            ok = parts is not None and parts.scheme in ("nats", "tls") and parts.hostname and parts.port
+        except ValueError:                     # a port that is not a number
+            ok = False
+        if not ok:
+            shown = url.rpartition("@")[2] if isinstance(url, str) else url    # never echo a password
+            raise ConfigError(t.key("url"), shown, "not nats://HOST:PORT", fix, t.source)
+        if parts.password:
+            secrets.append(parts.password)     # nats://user:password@host:port: kept out of the logs
+        elif parts.username:
+            secrets.append(parts.username)     # nats://token@host:port
+    defaults = BusSettings(servers=[])
+    return BusSettings(
+        servers=urls,
+        replicas=int(t.number("replicas", defaults.replicas, 1, 5)),
+        duplicate_window=t.number("duplicate_window_seconds", defaults.duplicate_window, 1, 86400),
+        publish_timeout=t.number("publish_timeout_seconds", defaults.publish_timeout, 0.1, 300),
+        publish_attempt=t.number("publish_attempt_seconds", defaults.publish_attempt, 0.05, 60),
+        max_stream_messages=int(t.number("max_stream_messages", defaults.max_stream_messages, 1)),
+        ack_wait=t.number("ack_wait_seconds", defaults.ack_wait, 0.1, 3600),
+        alarm_ack_wait=t.number("alarm_ack_wait_seconds", defaults.alarm_ack_wait, 0.1, 3600),
+        ingest_batch=int(t.number("ingest_batch", defaults.ingest_batch, 1, 10000)),
+        alarm_copies=int(t.number("alarm_copies", defaults.alarm_copies, 1, 2)))

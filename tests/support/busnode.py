@@ -5,11 +5,14 @@ and calls `node.pipeline.submit(event)`, exactly as a source does).
 Several nodes may share one SQLite file: SQLite serialises their transactions, which
 is enough to stand in for step 1's shared PostgreSQL here.
 """
+import asyncio
 import contextlib
 import time
 
+import nats.errors
+
 from gateway import config as config_module
-from gateway.bus import Bus, BusSettings, Ingest
+from gateway.bus import Bus, BusSettings, Ingest, active_streams
 from gateway.event import from_contact_id, now_ms
 from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
@@ -70,9 +73,6 @@ async def bus_nodes(specs):
 
 
 def settings(urls, **kw):
-    # 64 MiB streams: JetStream reserves max_bytes on every replica's node, and the
-    # test nodes offer 4 GB (tests/support/nats.py), not the production 3 x 1 GiB.
-    kw.setdefault("max_stream_bytes", 64 << 20)
     return BusSettings(servers=list(urls), **kw)
 
 
@@ -92,3 +92,18 @@ def opening(seq, account="1234"):
     """A closing report (routine events lane)."""
     return from_contact_id(contactid.Report(account, 3, 401, 1, 2), sequence=seq,
                            device_time=now_ms() // 1000, source="dc09/tcp")
+
+
+async def drained(node):
+    """Every stream empty and nothing delivered-but-unacked: each message published so
+    far has been committed and acked, so the store's content is final."""
+    jsm = node.bus.bulk.jsm()
+    for _, name, _ in active_streams(node.bus.settings):
+        try:
+            info = await jsm.stream_info(name)
+            consumer = await jsm.consumer_info(name, "ingest")
+        except (nats.errors.Error, asyncio.TimeoutError):   # a leader election (kill, step-down) under way
+            return False
+        if info.state.messages or consumer.num_ack_pending or consumer.num_pending:
+            return False
+    return True
