@@ -1,5 +1,6 @@
 """Devices with their state, one device with its event history, and vehicles
 (every device that reported a position) with their tracks and the geofences."""
+import inspect
 from dataclasses import asdict
 
 from aiohttp import web
@@ -133,6 +134,8 @@ async def release_vehicle(request):
     purpose = "terminal re-registration: " + reason.strip()
     try:
         released = ctx.release_vehicle(account, request[USER]["username"], reason.strip())
+        if inspect.isawaitable(released):      # the console in its own process: a call to the gateway
+            released = await released
     except LookupError as exc:
         await ctx.register(request, "vehicle-release-refused", what + " (no such vehicle)", purpose)
         return error(404, str(exc))

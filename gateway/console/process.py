@@ -52,9 +52,14 @@ class ConsoleProcess:
     """The gateway's side: starts the child, serves its calls, restarts it if it
     dies, stops it with the gateway. `addresses` and `cleanup()` as an AppRunner's."""
 
-    def __init__(self, gateway_config, settings, geofences=(), dispatch=None, on_disposed=None, log_level=None):
+    def __init__(self, gateway_config, settings, geofences=(), dispatch=None, on_disposed=None, log_level=None,
+                 release_vehicle=None):
         self.config = gateway_config
-        self.calls = {"dispatch": dispatch, "alarm_disposed": on_disposed}
+        release = None
+        if release_vehicle is not None:
+            async def release(account, by, reason):
+                return release_vehicle(account, by, reason)
+        self.calls = {"dispatch": dispatch, "alarm_disposed": on_disposed, "release_vehicle": release}
         self.settings = settings
         self.geofences = tuple(geofences)
         self.log_level = log_level or logging.getLevelName(logging.getLogger("jifang").getEffectiveLevel())
@@ -137,6 +142,9 @@ class ConsoleProcess:
             reply = {"ok": True, "result": await fn(*args)}
         except Exception as exc:           # the child reports it (dispatch records it as failed)
             reply = {"ok": False, "error": str(exc) or repr(exc)}
+            # The console answers these two differently (404, 409): their kind crosses the pipe.
+            if isinstance(exc, (LookupError, ValueError)):
+                reply["kind"] = "lookup" if isinstance(exc, LookupError) else "value"
         reply["reply"] = message["call"]
         if proc.returncode is None and not proc.stdin.is_closing():
             proc.stdin.write(json.dumps(reply, default=str).encode() + b"\n")
@@ -228,15 +236,17 @@ class _Protocol:
 
     async def call(self, op, *args):
         self.next_id += 1
+        call_id = self.next_id          # its own: other calls may start while this one waits
         future = self.loop.create_future()
-        self.pending[self.next_id] = future
+        self.pending[call_id] = future
         try:
-            self.send({"call": self.next_id, "op": op, "args": list(args)})
+            self.send({"call": call_id, "op": op, "args": list(args)})
             reply = await future
         finally:
-            self.pending.pop(self.next_id, None)
+            self.pending.pop(call_id, None)
         if not reply.get("ok"):
-            raise RuntimeError(reply.get("error", "failed in the gateway"))
+            kind = {"lookup": LookupError, "value": ValueError}.get(reply.get("kind"), RuntimeError)
+            raise kind(reply.get("error", "failed in the gateway"))
         return reply.get("result")
 
     def on_reply(self, message):
@@ -315,9 +325,13 @@ async def _child_main(boot, protocol):
     async def alarm_disposed(item):
         return await protocol.call("alarm_disposed", item)
 
+    async def release_vehicle(account, by, reason):
+        return await protocol.call("release_vehicle", account, by, reason)
+
     source = EventSource.from_log(config, boot["geofences"], settings.live_poll_ms / 1000)
     app = create_app(source, console_db_path(config, settings), dispatch if "dispatch" in boot["calls"] else None,
-                     settings, alarm_disposed if "alarm_disposed" in boot["calls"] else None)
+                     settings, alarm_disposed if "alarm_disposed" in boot["calls"] else None,
+                     release_vehicle=release_vehicle if "release_vehicle" in boot["calls"] else None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, *settings.listen, ssl_context=ssl_context(settings)).start()

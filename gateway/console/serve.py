@@ -44,11 +44,12 @@ async def start_console(gateway, settings, dispatch=None, geofences=(), on_dispo
     `geofences`: the fleet's (VehiclesConfig.rules.geofences), drawn on the map."""
     if settings.listen is None:
         raise ValueError("console.listen is not set: write e.g. listen = \"127.0.0.1:8480\" under [console]")
+    center = getattr(gateway, "vehicle_center", None)
     if settings.process == "child":
         from gateway.console.process import ConsoleProcess
-        return await ConsoleProcess(gateway.config, settings, geofences, dispatch, on_disposed).start()
+        return await ConsoleProcess(gateway.config, settings, geofences, dispatch, on_disposed,
+                                    release_vehicle=center.release if center is not None else None).start()
     source = EventSource.from_gateway(gateway, geofences)
-    center = getattr(gateway, "vehicle_center", None)
     app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed,
                      release_vehicle=center.release if center is not None else None)
     runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
