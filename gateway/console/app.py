@@ -56,7 +56,7 @@ class Console:
         self.on_disposed = on_disposed     # async fn(alarm item): e.g. 0x8203 back to a vehicle
         self.background = set()
         self.db = AsyncConsoleDB(db_path)
-        self.passwords = HashPool(settings.hash_workers, settings.hash_queue)
+        self.passwords = HashPool(settings.hash_workers, settings.hash_queue, settings.hash_niceness)
         self.reader = log_reader(source.log_path)
         self.state = LiveState(source.devices)
         self.hub = live.Hub()

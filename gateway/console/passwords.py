@@ -13,7 +13,9 @@ before hashing by counting real verifications, not by mocking argon2.
 """
 import asyncio
 import concurrent.futures
+import os
 import secrets
+import threading
 
 import argon2
 
@@ -53,14 +55,36 @@ def verify_now(password_hash, password):
     return True, (_hasher.hash(password) if _hasher.check_needs_rehash(password_hash) else None)
 
 
+def _lower_thread_priority(niceness):
+    """Runs first on each worker thread. On Linux the nice value is a per-thread
+    attribute (setpriority(2) on the thread's id), inherited by the threads
+    libargon2 starts for its lanes (parallelism 4): argon2 then takes the CPU only
+    when the receiver, the pipeline and the console's own loop leave it free. Not
+    Linux, or not allowed: the threads keep the process's priority."""
+    if niceness:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + niceness)
+        except (AttributeError, OSError):
+            pass
+
+
 class HashPool:
-    def __init__(self, workers=1, queue=8):
-        self.workers, self.queue = workers, queue
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="console-argon2")
+    def __init__(self, workers=1, queue=8, niceness=0):
+        self.workers, self.queue, self.niceness = workers, queue, niceness
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="console-argon2",
+                                                               initializer=_lower_thread_priority,
+                                                               initargs=(niceness,))
         self._slots = workers + queue          # running + waiting; checked and taken on the loop (no await between)
         self.verifications = 0
         self.hashes = 0
         self.refused = 0
+
+    def thread_niceness(self):
+        """The workers' nice values (Linux), for tests."""
+        def own():
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return [f.result() for f in [self._executor.submit(own) for _ in range(self.workers)]]
 
     def stats(self):
         return {"workers": self.workers, "queue": self.queue, "in_use": self.workers + self.queue - self._slots,

@@ -13,12 +13,13 @@
     login_lockout_seconds = 300         # ... up to this (never a hard lock; an admin can unlock)
     hash_workers = 1                    # threads hashing passwords (argon2id, ~0.1 s CPU, 64 MiB each)
     hash_queue = 8                      # logins that may wait for one; past that 429 at once
+    hash_niceness = 10                  # nice increment of the hashing threads (Linux: per thread)
     tls_cert_file = "console.crt"       # serve HTTPS itself (PEM); the cookie is then Secure
     tls_key_file = "console.key"
     secure_cookies = false              # force Secure behind a TLS-terminating proxy
     trusted_proxies = ["127.0.0.1"]     # peers whose X-Forwarded-For/-Proto are believed (default: none)
     process = "child"                   # "child": own process beside the gateway; "inline": in its loop
-    process_niceness = 5                # the child's nice increment: the receiver wins the CPU
+    process_niceness = 10               # the child's nice increment: the receiver wins the CPU
     live_poll_ms = 200                  # the child reads new events from the log this often
     vehicle_track_hours = 24
 
@@ -38,7 +39,7 @@ from gateway.config import ConfigError, parse_address
 
 KNOWN_KEYS = ("listen", "db_path", "escalate_after_seconds", "session_idle_minutes", "session_max_hours",
               "login_max_failures", "login_address_max_failures", "login_window_minutes", "login_backoff_seconds",
-              "login_lockout_seconds", "hash_workers", "hash_queue", "tls_cert_file", "tls_key_file",
+              "login_lockout_seconds", "hash_workers", "hash_queue", "hash_niceness", "tls_cert_file", "tls_key_file",
               "secure_cookies", "trusted_proxies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites")
 PROCESS_MODES = ("child", "inline")
 
@@ -57,12 +58,13 @@ class ConsoleSettings:
     login_lockout_seconds: float = 300
     hash_workers: int = 1
     hash_queue: int = 8
+    hash_niceness: int = 10
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     secure_cookies: bool = False
     trusted_proxies: tuple = ()
     process: str = "child"
-    process_niceness: int = 5
+    process_niceness: int = 10
     live_poll_ms: int = 200
     vehicle_track_hours: float = 24
     sites: dict = field(default_factory=dict)        # account -> {"zones": {zone: name}, "contacts": [...]}
@@ -105,7 +107,8 @@ def from_table(table, base_dir=Path("."), source="config"):
     settings.login_lockout_seconds = _number(table, "login_lockout_seconds", 300, 1, source)
     settings.hash_workers = int(_number(table, "hash_workers", 1, 1, source))
     settings.hash_queue = int(_number(table, "hash_queue", 8, 0, source))
-    settings.process_niceness = int(_number(table, "process_niceness", 5, 0, source))
+    settings.hash_niceness = int(_number(table, "hash_niceness", 10, 0, source))
+    settings.process_niceness = int(_number(table, "process_niceness", 10, 0, source))
     settings.live_poll_ms = int(_number(table, "live_poll_ms", 200, 10, source))
     process = table.get("process", "child")
     if process not in PROCESS_MODES:

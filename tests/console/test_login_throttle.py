@@ -236,3 +236,14 @@ async def test_failures_older_than_the_window_are_forgotten(tmp_path):
     finally:
         await client.close()
         await center.stop()
+
+
+async def test_argon2_threads_run_at_a_lower_priority_than_the_loop(tmp_path):
+    import os
+    center = await Console(tmp_path, settings(hash_workers=2, hash_niceness=7)).start()
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert center.console.passwords.thread_niceness() == [min(19, own + 7)] * 2
+        assert os.getpriority(os.PRIO_PROCESS, 0) == own          # the loop's thread keeps its priority
+    finally:
+        await center.stop()

@@ -36,6 +36,7 @@ def test_the_documented_example_loads(tmp_path):
     ({"geofences": []}, "console.geofences"),           # the fleet's geofences live in [[vehicles.geofences]]
     ({"hash_workers": 0}, "console.hash_workers"),
     ({"hash_queue": -1}, "console.hash_queue"),
+    ({"hash_niceness": -5}, "console.hash_niceness"),              # raising priority is not ours to do
     ({"login_backoff_seconds": 0}, "console.login_backoff_seconds"),
     ({"login_address_max_failures": 0}, "console.login_address_max_failures"),
     ({"process": "thread"}, "console.process"),
@@ -52,9 +53,9 @@ def test_bad_values_are_refused_naming_the_key(table, key):
 def test_the_hardening_keys_have_their_documented_defaults_and_load(tmp_path):
     s = from_table({}, tmp_path)
     assert (s.login_max_failures, s.login_address_max_failures, s.login_window_minutes, s.login_backoff_seconds,
-            s.login_lockout_seconds, s.hash_workers, s.hash_queue, s.process, s.process_niceness, s.live_poll_ms,
-            s.secure_cookies, s.trusted_proxies, s.tls_cert_file) == (5, 20, 15, 30, 300, 1, 8, "child", 5, 200,
-                                                                      False, (), None)
+            s.login_lockout_seconds, s.hash_workers, s.hash_queue, s.hash_niceness, s.process, s.process_niceness,
+            s.live_poll_ms, s.secure_cookies, s.trusted_proxies, s.tls_cert_file) == (
+                5, 20, 15, 30, 300, 1, 8, 10, "child", 10, 200, False, (), None)
     s = from_table({"tls_cert_file": "c.pem", "tls_key_file": "/etc/k.pem", "trusted_proxies": ["127.0.0.1"],
                     "process": "inline", "hash_workers": 2, "hash_queue": 0}, tmp_path)
     assert s.tls_cert_file == tmp_path / "c.pem" and s.tls_key_file == Path("/etc/k.pem")
