@@ -157,6 +157,7 @@ def udp_defaults():
 RECEIVER_LIMIT_KEYS = ["max_connections", "max_connections_per_address", "reserved_connections",
                        "first_frame_timeout_seconds", "idle_timeout_seconds", "max_output_bytes",
                        "accept_backoff_max_seconds", "known_addresses", "socket_send_buffer_bytes",
+                       "max_frames_per_second", "frame_burst",
                        "udp_max_in_flight", "udp_max_in_flight_per_address", "udp_reserved_in_flight"]
 
 
@@ -177,6 +178,8 @@ def _receiver_limits(receiver):
     tcp.accept_backoff_max = receiver.number("accept_backoff_max_seconds", tcp.accept_backoff_max, 0.05, 60)
     tcp.known_addresses = int(receiver.number("known_addresses", tcp.known_addresses, 1, 10_000_000))
     tcp.send_buffer = int(receiver.number("socket_send_buffer_bytes", tcp.send_buffer, 0, 1 << 30))
+    tcp.frame_rate = receiver.number("max_frames_per_second", tcp.frame_rate, 0.1, 1_000_000)
+    tcp.frame_burst = int(receiver.number("frame_burst", tcp.frame_burst, 1, 1_000_000))
     udp = udp_defaults()
     udp.max_connections = int(receiver.number("udp_max_in_flight", udp.max_connections, 1, 1_000_000))
     udp.max_per_address = int(receiver.number("udp_max_in_flight_per_address", udp.max_per_address, 1, 1_000_000))

@@ -66,13 +66,27 @@ class Limits:
         first_frame_timeout cuts it too, so one client's slowness never holds memory
         or the client's own next frames for long.
     read_limit: the stream buffer of a connection (asyncio pauses reading at twice it).
-    send_buffer: SO_SNDBUF of each accepted socket, bounding the kernel memory a
-        client that does not read can hold; 0 leaves the kernel's autotuning (up to
-        4 MB a socket on Linux).
+    send_buffer: SO_SNDBUF of each accepted socket (Linux doubles it), bounding the
+        kernel memory a client that does not read holds, and making such a client
+        feel back-pressure after a few thousand answers instead of the ~4 MB the
+        kernel's autotuning would let pile up first (while the gateway kept reading
+        and answering its frames at full speed). DC-09 answers are under 200 bytes
+        and a sender waits for each one, so 64 KB never slows a real client. 0 leaves
+        the kernel's autotuning.
     accept_backoff_max: longest pause after accept() failed for want of resources
         (starts at 50 ms, doubles while it keeps failing).
     known_addresses: addresses remembered as authenticated (oldest forgotten first).
     degraded_for: seconds /healthz stays degraded after a limit last refused something.
+    frame_rate, frame_burst: frames a second (and at once) a connection may send
+        that did not prove themselves (for DC-09: anything but an encrypted frame that
+        decrypted under its account's key and is no replay: NAKed frames, replays,
+        plain-text frames). Past it the connection is not read for a while (the
+        sender feels back-pressure; nothing is dropped). Without it 20 clients
+        sending valid plain link tests as fast as they could, and never reading the
+        answers (the kernel buffered half a megabyte of them per client), kept the
+        receiver at 87 % of a core and a real alarm's ACK at 400 ms. A panel sends a
+        frame at a time and waits for its ACK; 100 at once and 20 a second cover a
+        plain-text panel emptying its offline queue.
     """
     max_connections: int = 2000
     max_per_address: int = 32
@@ -81,10 +95,12 @@ class Limits:
     idle_timeout: float = 600.0
     max_output: int = 65536
     read_limit: int = 16384
-    send_buffer: int = 0
+    send_buffer: int = 65536
     accept_backoff_max: float = 2.0
     known_addresses: int = 65536
     degraded_for: float = 60.0
+    frame_rate: float = 20.0
+    frame_burst: int = 100
 
 
 class Ticket:
@@ -264,6 +280,23 @@ class Deadline:
         return max(0.0, self.when - self.clock())
 
 
+class FrameRate:
+    """A token bucket: `rate` a second, `burst` at most; delay(n) takes n tokens
+    and says how long to wait before taking more (0 while within the bucket)."""
+
+    def __init__(self, rate, burst, clock=time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = float(burst)
+        self.at = clock()
+
+    def delay(self, n):
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        self.tokens -= n
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
 # -------------------------------------------------------------------- connections
 
 class Connection:
@@ -280,6 +313,15 @@ class Connection:
         self.deadline = Deadline(self.limits.first_frame_timeout, self.limits.idle_timeout,
                                  asyncio.get_running_loop().time)
         self.closed_reason = None
+        self.rate = FrameRate(self.limits.frame_rate, self.limits.frame_burst, asyncio.get_running_loop().time)
+
+    async def throttle(self, frames):
+        """Count `frames` that did not prove themselves (see Limits.frame_rate); past
+        the rate, wait before the next read."""
+        wait = self.rate.delay(frames) if frames else 0.0
+        if wait > 0:
+            self.listener.limiter.count("throttled", "frame_rate")
+            await asyncio.sleep(wait)
 
     async def read(self, n):
         """Up to n bytes; b"" at EOF, when the deadline passed, or once cut."""

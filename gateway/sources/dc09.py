@@ -231,11 +231,12 @@ class DC09Receiver:
 
     async def _serve_tcp(self, conn):
         frames = dc09.FrameReader()
-        authenticated = 0
+        authenticated = proven = 0
 
-        def on_authenticated():
-            nonlocal authenticated
+        def on_authenticated(encrypted):
+            nonlocal authenticated, proven
             authenticated += 1
+            proven += encrypted
             conn.authenticated()
 
         while True:
@@ -243,25 +244,31 @@ class DC09Receiver:
             if not data:
                 break
             discarded = frames.discarded
-            authenticated = 0
+            authenticated = proven = 0
+            batch = frames.feed(data)
             # Frames that arrived together are committed together (one group commit,
             # in arrival order within a priority) and answered in the order sent.
             responses = await asyncio.gather(*(self.handle_frame(frame, "dc09/tcp", conn.peer,
                                                                  on_authenticated=on_authenticated)
-                                               for frame in frames.feed(data)))
+                                               for frame in batch))
             conn.progress(authenticated, pending=bool(frames.buf))
             if frames.discarded > discarded:
                 log.warning("bytes outside any frame dropped", extra={"peer": conn.peer, "bytes": frames.discarded - discarded})
             answer = b"".join(r for r in responses if r)
             if answer and not await conn.send(answer):
                 break
+            # Frames only the key could have made are never slowed down; anyone can
+            # make the others, as fast as the receiver answers them.
+            await conn.throttle(len(batch) - proven)
 
     async def handle_frame(self, frame, source, peer, nak_budget=None, on_authenticated=None):
         """The bytes to send back for one frame (None: send nothing). `nak_budget`: a
         NakBudget, the bytes NAKs may take (UDP, see _nak). `on_authenticated()` is
         called when the frame proved to come from a known device (decoded, known
         account, right key, timestamp in the window, not a replay): its source
-        address may then use the connections reserved for known clients."""
+        address may then use the connections reserved for known clients. Its
+        argument says whether the proof was the encryption (a plain-text frame
+        proves only that its sender knows an account)."""
         try:
             msg, key, account = self._decode(frame)
         except ReceiverError as exc:
@@ -269,11 +276,11 @@ class DC09Receiver:
         self.metrics.inc("jifang_frames_total", token=msg.token)
         if not msg.encrypted:
             if on_authenticated is not None:
-                on_authenticated()
+                on_authenticated(False)
             return (await self._handle(msg, key, account, frame, source, peer, nak_budget))[0]
         claim = await self.replays.claim(ReplayCache.digests(msg, frame, data_account(msg.data)))
         if claim is not None and on_authenticated is not None:
-            on_authenticated()
+            on_authenticated(True)
         if claim is None:
             self.metrics.inc("jifang_dc09_replays_total", token=msg.token)
             if msg.token != "NULL":     # an event received again and recorded once, as a retry is
@@ -455,7 +462,7 @@ class _UDPProtocol(asyncio.DatagramProtocol):
         try:
             for frame in dc09.FrameReader().feed(data):
                 response = await self.receiver.handle_frame(frame, "dc09/udp", peer, nak_budget=budget,
-                                                            on_authenticated=ticket.promote)
+                                                            on_authenticated=lambda _: ticket.promote())
                 if response and self.transport is not None and not self.transport.is_closing():
                     self.transport.sendto(response, addr)
         finally:

@@ -189,7 +189,7 @@ async def test_total_limit_keeps_a_reserve_for_known_panels_and_healthz_says_deg
 
 async def test_a_client_that_never_reads_is_cut(tmp_path):
     cfg = center_config(tmp_path, max_output_bytes=512, socket_send_buffer_bytes=4096,
-                        first_frame_timeout_seconds=1)
+                        first_frame_timeout_seconds=1, max_frames_per_second=1e6, frame_burst=10**6)
     async with Gateway(cfg) as gw:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connect: the window
@@ -336,3 +336,57 @@ def test_every_limit_is_a_config_key(tmp_path):
             defaults.first_frame_timeout, defaults.idle_timeout) == (2000, 32, 200, 30, 600)
     with pytest.raises(config_module.ConfigError, match="reserved_connections"):
         center_config(tmp_path, max_connections=10, reserved_connections=10)
+
+
+# ---------------------------------------------------------------- frame rate
+
+def throttled(gw):
+    return metric_value(gw, 'jifang_net_throttled_total{listener="dc09",reason="frame_rate"}')
+
+
+def metric_value(gw, prefix):
+    for line in gw.metrics.render().splitlines():
+        if line.startswith(prefix):
+            return int(line.split()[-1])
+    return 0
+
+
+async def read_answers(reader, n):
+    frames, got = dc09.FrameReader(), []
+    while len(got) < n:
+        data = await asyncio.wait_for(reader.read(65536), 20)
+        assert data, "closed"
+        got += frames.feed(data)
+    return got
+
+
+async def test_frames_anyone_can_make_are_slowed_past_the_rate_encrypted_ones_never(tmp_path):
+    from tests.gateway.helpers import PANEL_KEY
+    cfg = center_config(tmp_path, max_frames_per_second=50, frame_burst=10)
+    async with Gateway(cfg) as gw:
+        reader, writer = await connect(gw)
+        writer.write(b"".join(null(i + 1) for i in range(40)))       # plain link tests, past the burst
+        started = time.monotonic()
+        answers = await read_answers(reader, 40)
+        writer.write(null(41))                         # read only once the 30 over the burst are paid
+        answers += await read_answers(reader, 1)
+        print("41 plain frames at a rate of 50/s, burst 10: answered in %.2f s" % (time.monotonic() - started))
+        assert len(answers) == 41 and all(dc09.decode(a).token == "ACK" for a in answers)   # slowed, none dropped
+        assert throttled(gw) >= 1
+        before = throttled(gw)
+        reader, writer = await connect(gw, "127.0.0.5")
+        now = dc09.timestamp_now()
+        writer.write(b"".join(dc09.encode(dc09.Message("NULL", seq=i + 1, account="1001", timestamp=now), PANEL_KEY)
+                              for i in range(40)))
+        answers = await read_answers(reader, 40)
+        assert all(dc09.decode(a, PANEL_KEY).token == "ACK" for a in answers)
+        assert throttled(gw) == before                               # proven by the key: never slowed
+
+
+def test_frame_rate_bucket():
+    now = [0.0]
+    bucket = netlimits.FrameRate(rate=10, burst=5, clock=lambda: now[0])
+    assert bucket.delay(5) == 0
+    assert bucket.delay(2) == 0.2                    # 2 over: 0.2 s at 10/s
+    now[0] = 1.0
+    assert bucket.delay(3) == 0                      # refilled (to the burst, no more)
