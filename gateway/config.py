@@ -360,7 +360,6 @@ def from_dict(data, base_dir=Path("."), source="config"):
     # about 16 MB; a center taking more than that sets it higher.
     replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
 
-    secrets = []
     sup = root.table("supervision", ["learned_interval_factor"])
     factor = sup.number("learned_interval_factor", 3, 1.5, 100)
 
