@@ -462,10 +462,12 @@ def from_dict(data, base_dir=Path("."), source="config"):
         from gateway.console.settings import from_table
         console = from_table(data["console"], base_dir, source)
 
-    bus = None
+    # `bus` is protocols.bus (the MQTT device bus's topics) in this module: the NATS
+    # cluster bus's settings go by another name.
+    bus_settings = None
     bus_table = root.table("bus", BUS_KEYS, default_empty=False)
     if bus_table is not None:
-        bus = _bus(bus_table, secrets)
+        bus_settings = _bus(bus_table, secrets)
 
     return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
                   receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
@@ -474,7 +476,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
                   store_url=store_url, store_pool_size=pool_size, cluster=cluster,
                   replay_cache_size=replay_cache_size, secret_keys=list(secret_values(data)),
                   http_token=http_token, receiver_limits=receiver_limits, udp_limits=udp_limits,
-                  bus=bus)
+                  bus=bus_settings)
 
 
 def _url_password(url):
