@@ -36,22 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from protocols import dc09                                                   # noqa: E402
+from alarm_path import free_port      # noqa: E402  (a port free for both TCP and UDP; bench/ is on sys.path)
 
 PANEL_KEY_TEXT = "0123456789ABCDEF"
 PANEL_ADDRESS = "127.0.0.2"
-
-
-def free_port():
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
 
 
 def rss_mb(pid):
