@@ -246,7 +246,8 @@ class Gateway:
 
     def degraded(self):
         """Reasons the gateway is degraded by its connection limits (for /healthz)."""
-        return self.receiver.degraded() if self.receiver is not None else []
+        return ((self.receiver.degraded() if self.receiver is not None else [])
+                + (self.vehicle_center.degraded() if self.vehicle_center is not None else []))
 
     async def _start_bus(self):
         from gateway.bus import Bus, Ingest

@@ -321,7 +321,9 @@ class Connection:
         wait = self.rate.delay(frames) if frames else 0.0
         if wait > 0:
             self.listener.limiter.count("throttled", "frame_rate")
-            await asyncio.sleep(wait)
+            # Never past the deadline: a connection sending nothing but such frames
+            # is closed when its deadline comes, not when its penalty ends.
+            await asyncio.sleep(min(wait, self.deadline.remaining()))
 
     async def read(self, n):
         """Up to n bytes; b"" at EOF, when the deadline passed, or once cut."""

@@ -31,7 +31,7 @@ class VehicleCenter:
         self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
                                   session_timeout=settings.session_timeout, limits=settings.limits,
-                                  report_limits=settings.report_limits)
+                                  report_limits=settings.report_limits, net_limits=settings.net_limits)
 
     async def start(self):
         await self.server.start(*self.listen)
@@ -57,7 +57,11 @@ class VehicleCenter:
                  ("jifang_jt808_frames_refused", {}, server.frames_bad),
                  ("jifang_jt808_reassembly_bytes", {}, server.reassembly_bytes)]
                 + [("jifang_jt808_refused_total", {"reason": r}, n) for r, n in sorted(server.refused.items())]
-                + [("jifang_jt808_closed_total", {"reason": r}, n) for r, n in sorted(server.closed.items())])
+                + [("jifang_jt808_closed_total", {"reason": r}, n) for r, n in sorted(server.closed.items())]
+                + server.samples())
+
+    def degraded(self):
+        return self.server.degraded()
 
     async def acknowledge_alarm(self, account, **kwargs):
         """For the console: the operator acknowledged this vehicle's alarm (0x8203)."""
