@@ -121,6 +121,8 @@ class Gateway:
             self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit)
             await self.vehicle_center.start()
             self.metrics.add_gauges(self.vehicle_center.gauges)
+            if self.bus is not None:
+                await self.vehicle_center.attach_downlink(self.bus.command_connection(), self.config.name)
         if vehicles is not None and vehicles.edge is not None:
             from gateway.vehicles.runtime import VehicleEdge
             self.vehicle_edge = VehicleEdge(vehicles.edge, self.pipeline.submit)

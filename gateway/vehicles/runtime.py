@@ -32,11 +32,14 @@ class VehicleCenter:
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
                                   session_timeout=settings.session_timeout, limits=settings.limits,
                                   report_limits=settings.report_limits, net_limits=settings.net_limits)
+        self.downlink = None
 
     async def start(self):
         await self.server.start(*self.listen)
 
     async def stop(self):
+        if self.downlink is not None:
+            await self.downlink.stop()
         await self.server.stop()
         self.registry.close()
 
@@ -63,9 +66,27 @@ class VehicleCenter:
     def degraded(self):
         return self.server.degraded()
 
+    async def attach_downlink(self, nc, node):
+        """Cluster mode: commands reach terminals held by other nodes over NATS
+        (gateway/vehicles/downlink.py)."""
+        from gateway.vehicles.downlink import Downlink
+        self.downlink = Downlink(self.server, nc, node)
+        await self.downlink.start()
+
+    async def command(self, op, account, **kwargs):
+        """Run a platform command (downlink.COMMANDS) on the vehicle's terminal,
+        here or on the node holding it; False when no node holds it."""
+        account = str(account).upper()
+        if self.server.online(account) or self.downlink is None:
+            return await getattr(self.server, op)(account, **kwargs)
+        return await self.downlink.request(op, account, **kwargs)
+
     async def acknowledge_alarm(self, account, **kwargs):
         """For the console: the operator acknowledged this vehicle's alarm (0x8203)."""
-        return await self.server.acknowledge_alarm(account, **kwargs)
+        return await self.command("acknowledge_alarm", account, **kwargs)
+
+    async def send_text(self, account, text, **kwargs):
+        return await self.command("send_text", account, text=text, **kwargs)
 
 
 class VehicleEdge:

@@ -207,6 +207,7 @@ class JT808Server:
         self.closed = Counter()      # reason -> connections closed by a limit
         self.vehicles = {v.account: VehicleState(v) for v in registry.by_account.values()}
         self.sessions = set()
+        self.on_sessions_changed = None  # called (no argument) when a vehicle gains or loses its session
         self.frames_bad = 0
         self._listener = None
         self._watchdog = None
@@ -329,6 +330,7 @@ class JT808Server:
             self._release_reassembly(session)
             if session.state is not None and session.state.session is session:
                 session.state.session = None
+                self._sessions_changed()
 
     def _release_reassembly(self, session):
         self.reassembly_bytes -= session.reassembler.bytes
@@ -445,6 +447,7 @@ class JT808Server:
             self.registry.release(state.vehicle.account, "terminal (0x0003)", "terminal unregistered")
             await self._respond(session, reply_to, 0)
             state.session, session.state, session.opened = None, None, self.clock()
+            self._sessions_changed()
             log.info("terminal unregistered", extra={"account": state.vehicle.account})
         elif msg.msg_id == 0x0104:
             pass                     # parameter query answer: nothing to store yet
@@ -501,6 +504,7 @@ class JT808Server:
         if state.session is not None and state.session is not session:
             state.session.close()    # the terminal reconnected: the old link is dead
         state.session, session.state, session.phone = session, state, msg.phone
+        self._sessions_changed()
         session.conn.authenticated()     # off its address's unauthenticated count; the address is known
         state.last_heard = self.clock()
         state.online = True
@@ -508,6 +512,14 @@ class JT808Server:
         if state.offline_raised:
             state.offline_raised = False
             self._record_later(self._link_event(state, contactid.QUALIFIER_RESTORE, "Vehicle back online"))
+
+    def _sessions_changed(self):
+        if self.on_sessions_changed is not None:
+            self.on_sessions_changed()
+
+    def held(self):
+        """Accounts whose terminal holds a session here."""
+        return {account for account, state in self.vehicles.items() if state.session is not None}
 
     @staticmethod
     def _alive(session):
@@ -644,6 +656,7 @@ class JT808Server:
                 if state.session is not None:
                     state.session.close()
                     state.session = None
+                    self._sessions_changed()
                 log.warning("vehicle offline", extra={"account": state.vehicle.account})
                 self._record_later(self._link_event(state, contactid.QUALIFIER_NEW, "Vehicle offline"))
 
