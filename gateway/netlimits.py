@@ -530,14 +530,15 @@ class _Counted(asyncio.Protocol):
 class ProtocolListener(Listener):
     """A Listener handing admitted sockets to a protocol factory (see serve_protocol)."""
 
-    def __init__(self, factory, name, limits):
+    def __init__(self, factory, name, limits, ssl=None):
         super().__init__(None, name, limits)
         self.factory = factory
+        self.ssl = ssl
 
     async def _run(self, sock, addr, ticket):
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: _Counted(self.factory(), self, ticket), sock)
+                lambda: _Counted(self.factory(), self, ticket), sock, ssl=self.ssl)
         except OSError:
             ticket.release()
             sock.close()
@@ -560,9 +561,20 @@ class ProtocolListener(Listener):
             conn.transport.close()
 
 
-async def serve_protocol(factory, host, port, *, name, limits):
-    """Listen on host:port; each admitted connection gets factory()'s protocol."""
-    listener = ProtocolListener(factory, name, limits)
+class ListenerSlot:
+    """Where an app made before its listener finds it later (to mark clients known)."""
+
+    listener = None
+
+    def known(self, transport):
+        if self.listener is not None:
+            self.listener.known(transport)
+
+
+async def serve_protocol(factory, host, port, *, name, limits, ssl=None):
+    """Listen on host:port; each admitted connection gets factory()'s protocol
+    (over TLS with `ssl`, an SSLContext)."""
+    listener = ProtocolListener(factory, name, limits, ssl)
     await listener.start(host, port)
     return listener
 
