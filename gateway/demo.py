@@ -69,9 +69,17 @@ def add_arguments(parser):
                         help="run the Python panel simulator instead of the firmware (MicroPython processes)")
     parser.add_argument("--poll-ms", type=int, default=DEMO_POLL_MS,
                         help="firmware panels' input polling period (default %(default)s ms)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="two gateway nodes on a local 3-node NATS cluster and PostgreSQL; one is killed halfway"
+                             " (gateway/demo_cluster.py)")
+    from gateway import demo_cluster
+    demo_cluster.add_arguments(parser)
 
 
 def run(args):
+    if args.cluster:
+        from gateway import demo_cluster
+        return demo_cluster.run(args)
     if not 1 <= args.panels <= 24:
         print("--panels must be 1..24 (the example compound has 24)", file=sys.stderr)
         return 2
