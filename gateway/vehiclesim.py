@@ -99,7 +99,10 @@ class Terminal:
             if not self.connected:       # the reader is gone: no answer can come
                 raise TerminalError("connection closed")
             await self.send(msg)
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives as the answer does, and a cancelled terminal would go on reporting.
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self._waiting.pop(msg.flow, None)
 
@@ -238,8 +241,9 @@ async def run_terminal(i, host, port, rate, until, stats, version=2013, stop=Non
             next_at += 1 / rate
             if stop is not None:
                 try:
-                    await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(max(0.0, next_at - time.monotonic())):
+                        await stop.wait()
+                except TimeoutError:
                     pass
             else:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
