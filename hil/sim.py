@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from hil import micropython
-from hil.manifest import ROOT, device_sources
-from tools.mpy import compile_to, device_path
+from hil.manifest import ROOT, sim_files
+from tools.mpy import compile_to, mpy_name
 from protocols.crc import pin_hash  # noqa: F401  (the sims' configs, the tests and the bench take it from here)
 
 BUILD = ROOT / "build" / "mpy"
@@ -38,21 +38,23 @@ _build_lock = threading.Lock()
 
 
 def build_mpy(dest=BUILD):
-    """Compile every device source (tools/mpy.py) into `dest`, laid out as on the
-    device: protocols/ as a package, firmware/'s contents at the top. Incremental:
-    a .mpy newer than its source is kept."""
+    """Compile the sim's files (hil/sim_manifest.py: what ships, and the tests' clock)
+    with tools/mpy.py into `dest`, laid out as on the device: protocols/ as a package,
+    firmware/'s contents at the top. Incremental: a .mpy newer than its source is
+    kept; a .mpy of a module no manifest lists any more is removed (it would still
+    import in the sim, and not on a device)."""
     with _build_lock:
-        for src in device_sources():
-            out = dest / device_path(src).with_suffix(".mpy")
+        wanted = set()
+        for src, target in sim_files():
+            out = dest / mpy_name(target)
+            wanted.add(out)
             if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
                 continue
-            compile_to(src, out)
+            compile_to(src, out, target)
+        for old in Path(dest).rglob("*.mpy"):
+            if old not in wanted:
+                old.unlink()
     return dest
-
-
-def mpy_size(dest=BUILD):
-    """Total bytes of the .mpy files (the app as flashed)."""
-    return sum(p.stat().st_size for p in Path(dest).rglob("*.mpy"))
 
 
 def wiegand(nbits, number):

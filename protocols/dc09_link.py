@@ -318,12 +318,13 @@ class Link:
             prev[j] = 0
         seen = False
         while k < end:
-            for j in range(16):
-                c = digits(f, k, 2, 16)
+            for j in range(0, 16, 2):                # two bytes a call: 16 bits, a small int
+                c = digits(f, k, 4, 16)
                 if c < 0:
                     return False
-                blk[j] = c
-                k += 2
+                blk[j] = c >> 8
+                blk[j + 1] = c & 0xFF
+                k += 4
             self.d.decrypt(blk, clr)
             for j in range(16):
                 c = clr[j] ^ prev[j]

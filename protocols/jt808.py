@@ -24,7 +24,6 @@ import time as _time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from construct import Bytes, ConstructError, Int16sb, Int16ub, Int32ub, Struct
 
 
 GMT8 = timezone(timedelta(hours=8), "GMT+8")
@@ -264,7 +263,7 @@ def decode_body(msg_id, data, version):
         return cls.decode(bytes(data), version)
     except JT808Error:
         raise
-    except (struct.error, ValueError, IndexError, ConstructError) as e:
+    except (struct.error, ValueError, IndexError) as e:
         raise JT808Error("body", "0x%04X: %s" % (msg_id, e)) from None
 
 
@@ -281,7 +280,7 @@ def encode_body(msg_id, body, version):
         return body.encode(version)
     except JT808Error:
         raise
-    except (struct.error, ValueError, OverflowError, ConstructError, TypeError, AttributeError) as e:
+    except (struct.error, ValueError, OverflowError, TypeError, AttributeError) as e:
         raise JT808Error("body", "0x%04X: %s" % (msg_id, e)) from None
 
 
@@ -914,26 +913,21 @@ class Authenticate:
         return cls(d["code"])
 
 
-# The 28-byte basic block, a readable layout (compiled: ~3 us per parse).
-LOCATION_BLOCK = Struct(
-    "alarm" / Int32ub,
-    "status" / Int32ub,
-    "lat" / Int32ub,         # degrees x 10^6, sign from status bit 2 (south)
-    "lon" / Int32ub,         # degrees x 10^6, sign from status bit 3 (west)
-    # WORD in the text; signed like Traccar, because devices below sea level
-    # (the Turpan depression is -154 m) send two's complement
-    "altitude" / Int16sb,
-    "speed" / Int16ub,       # 0.1 km/h
-    "direction" / Int16ub,   # 0-359, north 0, clockwise
-    "time" / Bytes(6),       # BCD YYMMDDhhmmss, GMT+8
-).compile()
-
-# The same 28 bytes for decoding, with struct: construct's parse leaves a reference
-# cycle behind on every call (the result Container and its BytesIO stream), and at
-# fleet rates that garbage kept CPython's cyclic collector running often enough to
-# cost a fifth of the center's time (bench/fleet.py). Building stays with
-# LOCATION_BLOCK; tests/protocols/test_jt808.py checks the two layouts agree.
-_LOCATION = struct.Struct(">IIIIhHH6s")
+# The 28-byte basic block, one layout both ways:
+#   alarm      DWORD   flags (ALARMS_2013 / ALARMS_2019)
+#   status     DWORD   flags (STATUS_2013 / STATUS_2019), load in bits 8-9
+#   lat        DWORD   degrees x 10^6, sign from status bit 2 (south)
+#   lon        DWORD   degrees x 10^6, sign from status bit 3 (west)
+#   altitude   WORD    metres; signed like Traccar, because devices below sea level
+#                      (the Turpan depression is -154 m) send two's complement
+#   speed      WORD    0.1 km/h
+#   direction  WORD    0-359, north 0, clockwise
+#   time       BCD[6]  YYMMDDhhmmss, GMT+8
+# With struct, not construct: construct's parse left a reference cycle behind on
+# every call (the result Container and its BytesIO stream), and at fleet rates that
+# garbage kept CPython's cyclic collector running often enough to cost a fifth of
+# the center's time (bench/fleet.py).
+LOCATION_BLOCK = struct.Struct(">IIIIhHH6s")
 
 
 @dataclass(frozen=True)
@@ -981,7 +975,7 @@ class Position:
     def decode(cls, data, version):
         if len(data) < 28:
             raise JT808Error("body", "location is at least 28 bytes")
-        alarm, status, lat, lon, altitude, speed, direction, when = _LOCATION.unpack_from(data)
+        alarm, status, lat, lon, altitude, speed, direction, when = LOCATION_BLOCK.unpack_from(data)
         items, pos, n = [], 28, len(data)
         while pos + 2 <= n and pos + 2 + data[pos + 1] <= n:
             end = pos + 2 + data[pos + 1]
@@ -994,11 +988,9 @@ class Position:
                    alarm, status, tuple(items), data[pos:])
 
     def encode(self, version):
-        out = [LOCATION_BLOCK.build(dict(
-            alarm=self.alarm, status=self.status,
-            lat=round(abs(self.lat) * 1e6), lon=round(abs(self.lon) * 1e6),
-            altitude=self.altitude, speed=round(self.speed * 10),
-            direction=self.direction, time=_to_bcd_time(self.time)))]
+        out = [LOCATION_BLOCK.pack(
+            self.alarm, self.status, round(abs(self.lat) * 1e6), round(abs(self.lon) * 1e6),
+            self.altitude, round(self.speed * 10), self.direction, _to_bcd_time(self.time))]
         for item in self.items:
             value = _encode_value(ITEMS, item)
             if len(value) > 255:

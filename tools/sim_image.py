@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from hil import micropython
-from hil.manifest import ROOT
+from tools.manifest import ROOT
 
 LFS_BOOT = ROOT / "hil" / "lfs_boot.py"
 

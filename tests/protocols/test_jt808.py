@@ -643,15 +643,26 @@ def test_message_from_dict_rejects_nonsense():
             j.message_from_dict(bad)
 
 
-@given(st.binary(min_size=28, max_size=28))
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 90_000_000),
+       st.integers(0, 180_000_000), st.integers(-32768, 32767), st.integers(0, 65535),
+       st.integers(0, 359),
+       st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31, 23, 59, 59)).map(lambda d: d.replace(microsecond=0)))
 @settings(max_examples=300)
-def test_location_block_struct_and_construct_layouts_agree(block):
-    """Position.decode reads the 28-byte block with struct (j._LOCATION), building
-    uses construct (j.LOCATION_BLOCK, the readable layout): same fields, same order."""
-    parsed = j.LOCATION_BLOCK.parse(block)
-    fields = ("alarm", "status", "lat", "lon", "altitude", "speed", "direction", "time")
-    assert j._LOCATION.unpack(block) == tuple(parsed[f] for f in fields)
-    assert j._LOCATION.size == j.LOCATION_BLOCK.sizeof() == 28
+def test_location_block_is_one_layout_both_ways(alarm, status, lat, lon, altitude, speed, direction, when):
+    """The 28-byte block is read and written with the one layout (j.LOCATION_BLOCK),
+    where the standard places the fields: alarm, status, lat, lon (DWORDs at 0, 4, 8,
+    12), altitude (signed), speed, direction (WORDs at 16, 18, 20), BCD time at 22.
+    The block is laid out here by hand, not with the module's layout."""
+    bcd = bytes.fromhex(when.strftime("%y%m%d%H%M%S"))
+    block = (alarm.to_bytes(4, "big") + status.to_bytes(4, "big") + lat.to_bytes(4, "big")
+             + lon.to_bytes(4, "big") + altitude.to_bytes(2, "big", signed=True)
+             + speed.to_bytes(2, "big") + direction.to_bytes(2, "big") + bcd)
+    pos = j.Position.decode(block, 2013)
+    assert (pos.alarm, pos.status, pos.altitude, pos.direction) == (alarm, status, altitude, direction)
+    assert round(abs(pos.lat) * 1e6) == lat and round(abs(pos.lon) * 1e6) == lon
+    assert round(pos.speed * 10) == speed
+    assert pos.time == when.replace(tzinfo=GMT8)
+    assert pos.encode(2013) == block and j.LOCATION_BLOCK.size == 28
 
 
 def test_decoding_a_position_leaves_no_reference_cycles():
