@@ -12,7 +12,9 @@ JT/T 808 terminals, gateway/vehiclesim.py):
              streams), [store] a private PostgreSQL (fsync and synchronous_commit
              on): ACK after the replicated PubAck
 
-Phases, each --seconds long:
+Phases, each --seconds long (link tests half of it):
+  link tests every panel sends DC-09 NULLs one after the other: answered/s (what a
+             large fleet of panels sends most; no bus, no store)
   alarms     every panel sends alarms one at a time, the next after the ACK (as a
              DC-09 panel does): events/s ACKed
   flood      every terminal reports positions one after the other as fast as
@@ -169,6 +171,30 @@ async def alarms_phase(setup, panels, seconds):
     return {"alarms_per_s": n / window, "cpu_per_alarm": {k: v / max(1, n) for k, v in cpu.items()}}
 
 
+async def nulls_phase(setup, panels, seconds):
+    """Link tests (DC-09 NULL), one at a time per panel: what a million panels send
+    most (one every reporting interval each); answered by the receiving node alone,
+    never published nor stored."""
+    stop = asyncio.Event()
+    count = [0]
+
+    async def loop(panel):
+        while not stop.is_set():
+            await panel._link_test()       # the simulator's own NULL exchange (raises on no answer)
+            count[0] += 1
+
+    before = cpu_snapshot(setup)
+    started = time.monotonic()
+    tasks = [asyncio.create_task(loop(p)) for p in panels]
+    await asyncio.sleep(seconds)
+    stop.set()
+    window = time.monotonic() - started
+    n = count[0]
+    cpu = cpu_delta(before, cpu_snapshot(setup))
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    return {"nulls_per_s": n / window, "cpu_per_null": {k: v / max(1, n) for k, v in cpu.items()}}
+
+
 async def paced(panel, stop, rate, sent, ack_lat, ack_times):
     zone = 0
     while not stop.is_set():
@@ -276,7 +302,7 @@ async def run_side(kind, folder, args, pg=None, nats=None):
             center.pipeline.add_listener(on_110)
             await setup.start()
             panels = [Panel(a, key, setup.panel_receivers(i), ack_timeout=1, retry_max=0.5, failover=2,
-                            link_test_interval=30) for i, a in enumerate(setup.accounts)]
+                            link_test_interval=3600) for i, a in enumerate(setup.accounts)]   # NULLs only from the phase
             for p in panels:
                 p.start()
             for i in range(args.terminals):
@@ -286,8 +312,9 @@ async def run_side(kind, folder, args, pg=None, nats=None):
                 terminals.append(t)
             print("  %s: started (%s)" % (kind, ", ".join("%s pid %d" % (n, p.proc.pid) for n, p in setup.nodes.items())),
                   flush=True)
+            result["nulls"] = await nulls_phase(setup, panels, args.seconds / 2)
             result["alarms"] = await alarms_phase(setup, panels, args.seconds)
-            print("  %s: alarms phase done" % kind, flush=True)
+            print("  %s: link-test and alarms phases done" % kind, flush=True)
             # Let the forwarder catch up before the next phase measures latency.
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and center.metrics.total("jifang_events_in_total") < \
@@ -323,6 +350,8 @@ def us(v):
 
 def report(args, embedded, cluster):
     rows = [
+        ("link tests (NULL) answered/s (%d panels)" % args.panels,
+         "%.0f" % embedded["nulls"]["nulls_per_s"], "%.0f" % cluster["nulls"]["nulls_per_s"]),
         ("alarms ACKed/s (%d panels, one at a time)" % args.panels,
          "%.0f" % embedded["alarms"]["alarms_per_s"], "%.0f" % cluster["alarms"]["alarms_per_s"]),
         ("positions ACKed/s (%d terminals)" % args.terminals,
@@ -340,11 +369,12 @@ def report(args, embedded, cluster):
         ("kill -9: longest a panel waited for an ACK, s",
          "%.2f" % embedded["kill"]["panel_wait"], "%.2f" % cluster["kill"]["panel_wait"]),
     ]
-    for phase, unit in (("alarms", "cpu_per_alarm"), ("flood", "cpu_per_position")):
+    for phase, unit, what in (("nulls", "cpu_per_null", "link test"), ("alarms", "cpu_per_alarm", "alarm"),
+                              ("flood", "cpu_per_position", "position")):
         for comp in ("gateway", "postgres", "nats", "bench+110"):
             e = embedded[phase][unit].get(comp)
             c = cluster[phase][unit].get(comp)
-            rows.append(("CPU us per %s: %s" % ("alarm" if phase == "alarms" else "position", comp),
+            rows.append(("CPU us per %s: %s" % (what, comp),
                          us(e) if e is not None else "-", us(c) if c is not None else "-"))
     width = max(len(r[0]) for r in rows)
     print("\n== bench/cluster.py: %g s phases, %d CPUs, load average %.1f ==" % (
