@@ -50,8 +50,13 @@ class Terminal:
 
     # -- link -----------------------------------------------------------------------
 
-    async def connect(self, host, port):
-        self.reader, self.writer = await asyncio.open_connection(host, port)
+    async def connect(self, host, port, local_addr=None, sock=None):
+        """local_addr: (host, port) to connect from (a test playing several hosts on
+        loopback); sock: a socket already connected (one with its own buffer sizes)."""
+        if sock is not None:
+            self.reader, self.writer = await asyncio.open_connection(sock=sock)
+        else:
+            self.reader, self.writer = await asyncio.open_connection(host, port, local_addr=local_addr)
         self._splitter = jt808.FrameSplitter()
         self._reader_task = asyncio.create_task(self._read())
         return self
@@ -149,11 +154,11 @@ class Terminal:
         body = jt808.Authenticate(code, self.imei, self.software) if self.version == 2019 else jt808.Authenticate(code)
         return (await self.call(self.message(0x0102, body))).result
 
-    async def login(self, host, port):
+    async def login(self, host, port, local_addr=None):
         """Connect, register unless it holds a code, authenticate: what a terminal
         does at power-up. The code is kept (`auth_code`) for the next login, as a real
         terminal keeps it: the center answers one registration per terminal."""
-        await self.connect(host, port)
+        await self.connect(host, port, local_addr)
         if self.auth_code is None:
             result, code = await self.register()
             if result != 0:

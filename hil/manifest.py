@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The panel-side subset of protocols/: these modules must stay MicroPython-clean
 # and are copied to every device.
-PANEL_PROTOCOLS = ("__init__.py", "crc.py", "contactid_table.py", "contactid.py", "dc09.py", "bus.py")
+PANEL_PROTOCOLS = ("__init__.py", "crc.py", "contactid_table.py", "contactid.py", "dc09_link.py", "dc09.py", "bus.py")
 # Also MicroPython-clean (their tests run on the unix port too), but no panel needs
 # them, so they are compile-checked and not flashed: they would only cost RAM.
 SHARED_PROTOCOLS = ("dc09_data.py", "contactid_codes.py", "bus_status.py")

@@ -170,9 +170,9 @@ def decode(text):
 def dc09_data(report):
     """The data block of a DC-09 ADM-CID frame (without brackets): `#ACCT|QEEE GG ZZZ`.
     DC-09 carries no message type and no check digit: the frame has a CRC."""
+    from protocols.dc09_link import cid_data      # the layout the panel writes in place
     report.validate()
-    return "#%s|%d%03d %02d %03d" % (report.account.upper(), report.qualifier,
-                                     report.code, report.partition, report.zone)
+    return cid_data(report.account.upper(), report.qualifier, report.code, report.partition, report.zone)
 
 
 def parse_dc09_data(text, account=None):

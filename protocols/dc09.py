@@ -10,37 +10,22 @@
 # the byte before CR. An encrypted frame ("*ADM-CID") carries, after its "[", the
 # hex of AES-CBC(zero IV) over: pad | data ] xdata _timestamp, where the pad is
 # 16-31 random bytes bringing the total to a multiple of 16.
+#
+# What a frame is made of (header, seal, digits, dates, pad, AES, ADM-CID data) is
+# written once, in dc09_link.py, which the panel's in-place builder (Link) shares:
+# this module is the codec around it.
 import binascii
 import os
 
 from protocols.crc import crc16_arc
-
-try:
-    import cryptolib  # MicroPython
-    # cryptolib takes 128- and 256-bit keys only: a panel cannot use AES-192.
-    AES_KEY_SIZES = (16, 32)
-
-    def _aes_cbc(key, data, encrypt):
-        _check_key(key)
-        # One cryptolib object either encrypts or decrypts, and keeps the CBC chain.
-        cipher = cryptolib.aes(key, 2, _ZERO_IV)
-        return cipher.encrypt(data) if encrypt else cipher.decrypt(data)
-except ImportError:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    AES_KEY_SIZES = (16, 24, 32)
-
-    def _aes_cbc(key, data, encrypt):
-        _check_key(key)
-        cipher = Cipher(algorithms.AES(key), modes.CBC(_ZERO_IV))
-        ctx = cipher.encryptor() if encrypt else cipher.decryptor()
-        return ctx.update(data) + ctx.finalize()
+from protocols.dc09_link import (ACCOUNT_CHARS, AES_KEY_SIZES, HEX_DIGITS, PAD_ALPHABET, aes, civil,
+                                 days_from_civil, digits, fits, head, seal)
 
 try:
     import time
 except ImportError:  # pragma: no cover
     time = None
 
-_ZERO_IV = bytes(16)
 LF = 0x0A
 CR = 0x0D
 
@@ -52,9 +37,6 @@ TOKENS = ("SIA-DCS", "ADM-CID", "NULL", "ACK", "NAK", "DUH", "RSP", "XNM",
 # Responses are never sent encrypted when they are NAK or DUH (the receiver may not
 # know the key, or the key may be what is wrong).
 _NEVER_ENCRYPTED = ("NAK", "DUH")
-
-# Pad bytes: printable ASCII without the three characters the receiver splits on.
-_PAD_ALPHABET = b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ\\^_`abcdefghijklmnopqrstuvwxyz{}~"
 
 DEFAULT_AHEAD = 20   # a message may be stamped up to 20 s ahead of the receiver's clock
 DEFAULT_BEHIND = 40  # ... and up to 40 s behind it (DC-09-2026 5.5.1.9)
@@ -124,6 +106,12 @@ class Message:
             self.xdata, self.timestamp, self.encrypted)
 
 
+def _aes_cbc(key, data, encrypt):
+    _check_key(key)
+    cipher = aes(key, 2, bytes(16))     # zero IV; a new object: each keeps its chain
+    return cipher.encrypt(data) if encrypt else cipher.decrypt(data)
+
+
 def _check_key(key):
     if len(key) not in AES_KEY_SIZES:
         raise DC09Error("key", "AES keys here are %s bytes, not %d" % (
@@ -158,35 +146,16 @@ def key_from_text(text):
 
 # ---------------------------------------------------------------- time
 
-def _days_from_civil(y, m, d):
-    # Howard Hinnant's algorithm: days since 1970-01-01, no time module needed (the
-    # ESP32 port counts its epoch from 2000, so time.mktime would disagree).
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def to_seconds(ts):
     """Seconds since 1970-01-01 UTC of a (Y, M, D, h, m, s) tuple."""
-    return _days_from_civil(ts[0], ts[1], ts[2]) * 86400 + ts[3] * 3600 + ts[4] * 60 + ts[5]
+    return days_from_civil(ts[0], ts[1], ts[2]) * 86400 + ts[3] * 3600 + ts[4] * 60 + ts[5]
 
 
 def from_seconds(n):
     """(Y, M, D, h, m, s) UTC of seconds since 1970-01-01."""
     days, rem = divmod(int(n), 86400)
-    z = days + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    y = yoe + era * 400 + (m <= 2)
-    return (y, m, d, rem // 3600, rem % 3600 // 60, rem % 60)
+    d = civil(days)
+    return (d >> 9, (d >> 5) & 15, d & 31, rem // 3600, rem % 3600 // 60, rem % 60)
 
 
 def timestamp_now():
@@ -254,8 +223,8 @@ def parse_sia_data(data):
 
 def _pad(n):
     rnd = os.urandom(n)
-    size = len(_PAD_ALPHABET)
-    return bytes(_PAD_ALPHABET[b % size] for b in rnd)
+    size = len(PAD_ALPHABET)
+    return bytes(PAD_ALPHABET[b % size] for b in rnd)
 
 
 def _body_after_bracket(msg):
@@ -275,10 +244,10 @@ def encode(msg, key=None):
         raise DC09Error("token", "unknown id token %r" % (msg.token,))
     if not (0 <= msg.seq <= 9999):
         raise DC09Error("format", "sequence must be 0000-9999, not %r" % (msg.seq,))
-    _check_hex("account", msg.account, 1, 16)
-    _check_hex("prefix", msg.prefix, 1, 6)
+    _check_hex("account", msg.account, 16)
+    _check_hex("prefix", msg.prefix, 6)
     if msg.receiver is not None:
-        _check_hex("receiver", msg.receiver, 1, 6)
+        _check_hex("receiver", msg.receiver, 6)
     for ch in msg.data:
         if ch in "[]" or not (" " <= ch <= "~"):
             raise DC09Error("format", "data may hold printable ASCII without brackets: %r" % msg.data)
@@ -286,12 +255,7 @@ def encode(msg, key=None):
         if len(letter) != 1 or not ("A" <= letter <= "Z") or "[" in value or "]" in value:
             raise DC09Error("format", "bad extended data [%s%s]" % (letter, value))
     encrypt = key is not None and msg.token not in _NEVER_ENCRYPTED
-    head = '"%s%s"%04d%s%s%s%s[' % (
-        "*" if encrypt else "", msg.token, msg.seq,
-        "" if msg.receiver is None else "R" + msg.receiver,
-        "L" + msg.prefix,
-        "A" if msg.token == "NAK" else "#",  # the standard's NAK reads R0L0A0
-        msg.account)
+    start = head(msg.token, msg.seq, msg.receiver, msg.prefix, msg.account, encrypt)
     if encrypt:
         if msg.timestamp is None:
             raise DC09Error("timestamp", "an encrypted message must carry a timestamp")
@@ -302,29 +266,24 @@ def encode(msg, key=None):
         pad_len = 16 + (-used) % 16
         plain = _pad(pad_len) + sep + clear
         tail = binascii.hexlify(_aes_cbc(key, plain, True)).upper()
-        body = head.encode() + tail
+        body = start.encode() + tail
     else:
-        body = (head + _body_after_bracket(msg)).encode()
+        body = (start + _body_after_bracket(msg)).encode()
     if len(body) > 0xFFF:
         raise DC09Error("length", "frame body is %d bytes, the length field holds at most 4095" % len(body))
-    return ("\n%04X%04X" % (crc16_arc(body), len(body))).encode() + body + b"\r"
+    frame = bytearray(10 + len(body))
+    frame[0] = LF
+    frame[9:-1] = body
+    frame[-1] = CR
+    seal(frame, len(frame))
+    return bytes(frame)
 
 
-# The standard makes accounts hex; panels in the field also use letters past F
-# (a captured one reports as account XTRM189), so accounts take any letter or digit.
-_HEX_DIGITS = "0123456789ABCDEFabcdef"
-_ACCOUNT_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def _check_hex(field, value, lo, hi):
-    if not isinstance(value, str) or not (lo <= len(value) <= hi):
-        raise DC09Error("account" if field == "account" else "format",
-                        "%s must be %d-%d hex digits, not %r" % (field, lo, hi, value))
-    allowed = _ACCOUNT_CHARS if field == "account" else _HEX_DIGITS
-    for ch in value:
-        if ch not in allowed:
-            raise DC09Error("account" if field == "account" else "format",
-                            "%s must be hex digits, not %r" % (field, value))
+def _check_hex(field, value, n):
+    account = field == "account"
+    if not fits(value, n, ACCOUNT_CHARS if account else HEX_DIGITS):
+        raise DC09Error("account" if account else "format", "%s must be 1-%d %s, not %r" % (
+            field, n, "letters or digits" if account else "hex digits", value))
 
 
 # ---------------------------------------------------------------- decode
@@ -333,16 +292,14 @@ def _header_layout(frame):
     """(crc, length, body start) of a frame starting with LF. Most panels write the CRC
     as 4 hex characters; some (Egardia, Trikdis) as 2 binary bytes."""
     if len(frame) > 9 and frame[9] == 0x22:       # LF CRC(4) 0LLL "
-        try:
-            crc = int(frame[1:5], 16)
-            length = int(frame[5:9], 16)
-        except ValueError:
+        crc = digits(frame, 1, 4, 16)
+        length = digits(frame, 5, 4, 16)
+        if crc < 0 or length < 0:
             raise DC09Error("format", "CRC and length must be hex: %r" % bytes(frame[1:9]))
         return crc, length, 9
     if len(frame) > 7 and frame[7] == 0x22:       # LF CRC(2 binary) 0LLL "
-        try:
-            length = int(frame[3:7], 16)
-        except ValueError:
+        length = digits(frame, 3, 4, 16)
+        if length < 0:
             raise DC09Error("format", "length must be hex: %r" % bytes(frame[3:7]))
         return (frame[1] << 8) | frame[2], length, 7
     raise DC09Error("format", "no id token where the header ends")
@@ -463,10 +420,10 @@ def _parse_routing(text):
         if l_at != 0:
             raise DC09Error("format", "unexpected %r before the prefix" % head[:l_at])
         prefix, receiver = head[1:r_at], head[r_at + 1:]
-    _check_hex("prefix", prefix, 1, 6)
+    _check_hex("prefix", prefix, 6)
     if receiver is not None:
-        _check_hex("receiver", receiver, 1, 6)
-    _check_hex("account", account, 1, 16)
+        _check_hex("receiver", receiver, 6)
+    _check_hex("account", account, 16)
     return receiver, prefix, account
 
 

@@ -19,17 +19,17 @@
 #   "retry_max": 30 }
 # After `failback` seconds on the backup the next message tries the primary again.
 import asyncio
-import os
 from core.log import log, quiet as log_quiet
 from core.compat import ticks_ms, ticks_add, ticks_diff, wake
-from protocols.crc import _ARC_TABLE
+from protocols.dc09_link import Link, cid_data, days_from_civil, sealed
 
 
 def _dc09():
     # The shared codec, imported when first needed: with an AES key the panel's own
-    # frames (events and NULLs) and their ACKs go through Link (below), and the codec (about
-    # 20 KB of heap as .mpy) is loaded only for a frame Link does not handle (a
-    # NAK, a DUH, a plain-text link, a field too wide).
+    # frames (events and NULLs) and their ACKs go through Link (protocols/dc09_link.py,
+    # buffers made once), and the codec (about 20 KB of heap as .mpy) is loaded only
+    # for a frame Link does not read (a NAK without a time it can read, a plain-text
+    # link).
     from protocols import dc09
     return dc09
 
@@ -87,16 +87,15 @@ class Reporter:
         self.sent = 0
         self.link_ok = False
         # events and NULLs: frames built and ACKs matched in buffers allocated here,
-        # once (Link, below), when the link is encrypted and the account fits
+        # once (Link), when the link is encrypted and the account fits
         self.fb = self.fn = None
         if self.key is not None:
             import time
-            y = time.gmtime(0)[0]             # the port's epoch: 1970 unix, 2000 ESP32
-            days = (y - 1970) * 365 + (y - 1969) // 4
+            days = days_from_civil(time.gmtime(0)[0], 1, 1)   # the port's epoch: 1970 unix, 2000 ESP32
             self.epoch = days * 86400
             try:
                 self.fb = Link(self.key, self.account, self.rcv, self.prefix, days)
-                self.fn = Link(self.key, self.account, self.rcv, self.prefix, days, "NULL")
+                self.fn = Link(self.fb, self.account, self.rcv, self.prefix, days, "NULL")
             except ValueError:
                 self.fb = self.fn = None
 
@@ -207,7 +206,7 @@ class Reporter:
                     self._correct(t - self.epoch - self.clock.time())
                 raise OSError("NAK" if f[10] == 0x4E else "DUH")
             i = 11 if f[10] == 0x2A else 10
-            if f[i:i + 4] == b'ACK"' and self.fb._crc(f, n):
+            if f[i:i + 4] == b'ACK"' and sealed(f, n):
                 return False                        # a stale ACK (an earlier sequence):
                                                     # not worth loading the codec for
         dc09 = _dc09()
@@ -241,10 +240,10 @@ class Reporter:
         return tuple(self.clock.gmtime()[:6])
 
     def build(self, fields):
+        """The event's Message, for a link Link does not build (no key); ValueError
+        for a field wider than ADM-CID's digits."""
         seq, when, q, part, code, zone = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
-        # ADM-CID data "#ACCT|QEEE GG ZZZ", as contactid.dc09_data() writes it (a test
-        # checks they agree): formatted here so the panel does not load contactid.
-        data = "#%s|%d%03d %02d %03d" % (self.account, q, code, part, zone)
+        data = cid_data(self.account, q, code, part, zone)
         t = self.clock.gmtime(when)
         xdata = [("H", "%02d:%02d:%02d,%02d-%02d-%04d" % (t[3], t[4], t[5], t[1], t[2], t[0]))]
         return _dc09().Message("ADM-CID", (seq - 1) % 9999 + 1, self.account, self.rcv, self.prefix,
@@ -253,9 +252,9 @@ class Reporter:
     def frame(self, f):
         """The frame of the event in queue fields `f`, built in place (no allocation):
         a memoryview of the builder's buffer, or None when the frame must come from
-        dc09.encode (no key, or a field wider than ADM-CID's digits)."""
+        dc09.encode (no key); ValueError for a field wider than ADM-CID's digits."""
         fb = self.fb
-        if fb is None or f[2] > 9 or f[3] > 99 or f[4] > 999 or f[5] > 999:
+        if fb is None:
             return None
         fb.build((f[0] - 1) % 9999 + 1, f[2], f[4], f[3], f[5], f[1], self.clock.time())
         return fb.view
@@ -318,9 +317,16 @@ class Reporter:
                     continue
                 seq = q.fields[0]
                 code = q.fields[4]
-                frame = self.frame(q.fields)
-                if frame is None:
-                    msg = self.build(q.fields)
+                try:
+                    frame = self.frame(q.fields)
+                    if frame is None:
+                        msg = self.build(q.fields)
+                except ValueError:
+                    # no receiver takes it (ADM-CID has no room for it), and retrying
+                    # it would hold back every event queued behind it
+                    log("DC09", "seq %d code %d does not fit ADM-CID: dropped" % (seq, code))
+                    q.ack(slot, seq)
+                    continue
                 dseq = (seq - 1) % 9999 + 1
             else:
                 wait = self.supervision - ticks_diff(ticks_ms(), self.last_tx)
@@ -364,292 +370,3 @@ class Reporter:
                 if not log_quiet():
                     log("DC09", "NULL ack")
 
-
-# ---------------------------------------------------------------- DC-09 without allocation
-# The encrypted ADM-CID and NULL frames of protocols.dc09 (the shared codec,
-# unchanged) and the ACK check, in buffers allocated once (Link). After __init__
-# nothing here allocates on MicroPython (tests/firmware/test_memory.py runs it with
-# the heap locked): digits and hex are written byte by byte, AES-CBC is chained by
-# hand over one ECB cipher object per direction (cryptolib's CBC object cannot
-# restart its IV), and the pad is AES over a counter seeded from os.urandom
-# (os.urandom() would allocate per frame). Byte for byte what dc09.encode() writes
-# (tests/mpy/test_dc09_builder.py, both interpreters). Here rather than in protocols/:
-# one file less on the device's filesystem, and one class with few names (every
-# name and function costs heap when the .mpy is loaded).
-
-# dc09._PAD_ALPHABET (a test checks they agree): this module does not import the
-# codec at load time, so a panel with an encrypted link never loads it for its own traffic.
-_PAD = b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ\\^_`abcdefghijklmnopqrstuvwxyz{}~"
-
-try:
-    from cryptolib import aes
-
-    def _ecb(key, encrypt):
-        return aes(key, 1)
-except ImportError:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    class _ecb:
-        def __init__(self, key, encrypt):
-            c = Cipher(algorithms.AES(key), modes.ECB())
-            self.c = c.encryptor() if encrypt else c.decryptor()
-
-        def encrypt(self, src, dst):
-            dst[:] = self.c.update(bytes(src))
-
-        decrypt = encrypt
-
-_HEX = b"0123456789ABCDEF"
-
-
-class Link:
-    """build(): the encrypted ADM-CID frame of one event ("#ACCT|QEEE GG ZZZ",
-    [Hhh:mm:ss,MM-DD-YYYY] of the event, the send timestamp), byte for byte what
-    dc09.encode() writes for that message and pad, into self.out (self.view: a
-    memoryview of it). is_ack(): dc09.decode() + is_ack_for() for the answer."""
-
-    def __init__(self, key, account, receiver=None, prefix="0", epoch_days=0, token="ADM-CID"):
-        # what dc09.encode() would refuse, refused here (ValueError)
-        if len(key) not in (16, 32) or not 0 < len(account) <= 16 or account.strip(
-                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"):
-            raise ValueError("key/account")
-        for v in (prefix, receiver or "0"):
-            if not (0 < len(v) <= 6) or v.strip("0123456789ABCDEFabcdef"):
-                raise ValueError("prefix/receiver")
-        head = ('"*%s"0000%sL%s#%s[' % (token, "" if receiver is None else "R" + receiver,
-                                        prefix, account)).encode()
-        a = len(account)
-        # clear text: pad |#ACCT|QEEE GG ZZZ][Hhh:mm:ss,MM-DD-YYYY]_hh:mm:ss,MM-DD-YYYY
-        # (a NULL: pad ]_hh:mm:ss,MM-DD-YYYY)
-        if token == "NULL":
-            clear = b"]_" + b"0" * 19
-        else:
-            clear = ("|#%s|QEEE GG ZZZ][H%s]_" % (account, "0" * 19)).encode() + b"0" * 19
-        pad = 16 + (-len(clear)) % 16
-        self.pad = pad
-        self.plain = bytearray(pad) + clear
-        n = 9 + len(head) + 2 * len(self.plain) + 1
-        self.out = bytearray(b"\n00000000" + head + b"0" * (n - 10 - len(head)) + b"\r")
-        self.view = memoryview(self.out)
-        # data, hex, epoch, last digit of the sequence, timestamp
-        self.at = (pad + a + 3 if token != "NULL" else -1, 9 + len(head), epoch_days,
-                   15 + len(token), len(self.plain) - 19)
-        self.acct = account.upper().encode()
-        self.s = (bytearray(16), bytearray(16), bytearray(os.urandom(16)), bytearray(16))
-        self.e = _ecb(key, True)
-        self.d = _ecb(key, False)
-
-    def _num(self, at, v, width):
-        b = self.plain
-        i = at + width - 1
-        while i >= at:
-            b[i] = 0x30 + v % 10
-            v //= 10
-            i -= 1
-
-    def build(self, seq, qualifier, code, partition, zone, when, now, pad=None):
-        """seq 1-9999; `when` (the event; ignored for a NULL) and `now` (the timestamp) in seconds since
-        1970-01-01 UTC + epoch_days (10957 on the ESP32 port: its epoch is 2000, which
-        also keeps the seconds small ints on a 32-bit port until 2034). `pad`: tests
-        only, the bytes dc09.encode() would draw. Returns the frame's length."""
-        p = self.plain
-        blk, enc, ctr, rnd = self.s
-        n = self.pad
-        i = 0
-        while i < n:                               # the pad
-            if pad is not None:
-                p[i] = pad[i]
-                i += 1
-                continue
-            j = 0
-            while j < 16:                          # counter += 1
-                ctr[j] = (ctr[j] + 1) & 0xFF
-                if ctr[j]:
-                    break
-                j += 1
-            self.e.encrypt(ctr, rnd)
-            j = 0
-            while j < 16 and i < n:
-                p[i] = _PAD[rnd[j] % len(_PAD)]
-                i += 1
-                j += 1
-        at, hx, epoch, sq, ts = self.at
-        secs = now
-        if at >= 0:
-            self._num(at, qualifier, 1)
-            self._num(at + 1, code, 3)
-            self._num(at + 5, partition, 2)
-            self._num(at + 8, zone, 3)
-            at += 14
-            secs = when
-        else:
-            at = ts
-        while at <= ts:                            # [H...] then _timestamp
-            # the civil date as dc09.from_seconds() finds it, inline (a helper
-            # returning (y, m, d) would allocate the tuple)
-            days = secs // 86400
-            rem = secs - days * 86400
-            z = days + epoch + 719468
-            era = (z if z >= 0 else z - 146096) // 146097
-            doe = z - era * 146097
-            yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-            doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-            mp = (5 * doy + 2) // 153
-            m = mp + (3 if mp < 10 else -9)
-            self._num(at, rem // 3600, 2)
-            p[at + 2] = 0x3A
-            self._num(at + 3, rem % 3600 // 60, 2)
-            p[at + 5] = 0x3A
-            self._num(at + 6, rem % 60, 2)
-            p[at + 8] = 0x2C
-            self._num(at + 9, m, 2)
-            p[at + 11] = 0x2D
-            self._num(at + 12, doy - (153 * mp + 2) // 5 + 1, 2)
-            p[at + 14] = 0x2D
-            self._num(at + 15, yoe + era * 400 + (m <= 2), 4)
-            at += 21
-            secs = now
-        out = self.out
-        for j in range(16):
-            enc[j] = 0
-        k = 0
-        n = len(p)
-        while k < n:                               # AES-CBC, zero IV, hex into the frame
-            for j in range(16):
-                blk[j] = p[k + j] ^ enc[j]
-            self.e.encrypt(blk, enc)
-            for j in range(16):
-                out[hx] = _HEX[enc[j] >> 4]
-                out[hx + 1] = _HEX[enc[j] & 15]
-                hx += 2
-            k += 16
-        n = len(out)
-        for i in range(sq, sq - 4, -1):            # the sequence after '"*ADM-CID"'
-            out[i] = 0x30 + seq % 10
-            seq //= 10
-        c = 0
-        t = _ARC_TABLE
-        for i in range(9, n - 1):
-            c = (c >> 8) ^ t[(c ^ out[i]) & 0xFF]
-        v = (c << 16) | (n - 10)                   # CRC and length, 8 hex digits
-        for i in range(8, 0, -1):
-            out[i] = _HEX[v & 15]
-            v >>= 4
-        return n
-
-    def _crc(self, f, n):
-        """f[:n] is LF ... CR with a right CRC and length (hex) and a quote after."""
-        if n < 16 or f[0] != 0x0A or f[n - 1] != 0x0D or f[9] != 0x22:
-            return False
-        v = 0
-        for i in range(1, 9):                      # CRC and length
-            c = f[i] - 48
-            if c > 9:
-                c = (f[i] | 32) - 87
-                if c < 10:
-                    return False
-            if c < 0 or c > 15:
-                return False
-            v = (v << 4) | c
-        c = 0
-        t = _ARC_TABLE
-        for i in range(9, n - 1):
-            c = (c >> 8) ^ t[(c ^ f[i]) & 0xFF]
-        return v == (c << 16) | (n - 10)
-
-    def refused(self, f, n):
-        """A DUH: 0. A NAK: the receiver's time in seconds since 1970-01-01 UTC (0 if
-        it has none). Else None: not a NAK/DUH this can read (the codec judges it)."""
-        if not self._crc(f, n):
-            return None
-        if f[10:14] == b'DUH"':
-            return 0
-        if f[10:14] != b'NAK"':
-            return None
-        i = f.find(b"]_", 0, n)
-        if i < 0:
-            return 0
-        t = f[i + 2:n - 1]                         # hh:mm:ss,MM-DD-YYYY
-        if len(t) != 19:
-            return None
-        try:
-            y = int(t[15:19])
-            m = int(t[9:11])
-            d = int(t[12:14])
-            secs = int(t[0:2]) * 3600 + int(t[3:5]) * 60 + int(t[6:8])
-        except ValueError:
-            return None
-        y -= m <= 2                                # dc09._days_from_civil
-        era = y // 400
-        yoe = y - era * 400
-        doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-        return (era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468) * 86400 + secs
-
-    def is_ack(self, f, n, seq):
-        """True when frame f[:n] (LF ... CR) is the ACK of `seq` for our account: CRC
-        and length right, token ACK, or *ACK whose clear text (decrypted with the key)
-        holds "]" and is printable after it, as dc09.decode() requires; same sequence
-        and account (any case), as dc09.is_ack_for()."""
-        if not self._crc(f, n):
-            return False
-        i = 11 if f[10] == 0x2A else 10            # "*": encrypted
-        if f[i] != 0x41 or f[i + 1] != 0x43 or f[i + 2] != 0x4B or f[i + 3] != 0x22:
-            return False                           # 'ACK"'
-        v = 0
-        for j in range(i + 4, i + 8):
-            c = f[j] - 48
-            if c < 0 or c > 9:
-                return False
-            v = v * 10 + c
-        if v != seq:
-            return False
-        i += 8
-        while i < n and f[i] != 0x23:              # "#" account
-            i += 1
-        a = self.acct
-        if i + len(a) + 2 >= n:                    # "#ACCT[" and more before the CR
-            return False
-        for j in range(len(a)):
-            i += 1
-            c = f[i]
-            if 0x61 <= c <= 0x7A:
-                c -= 32
-            if c != a[j]:
-                return False
-        i += 1
-        if f[i] != 0x5B:                           # "["
-            return False
-        if f[10] != 0x2A:
-            return True
-        k = i + 1
-        end = n - 1
-        if (end - k) % 32 or end - k > 256:
-            return False
-        blk, clr, _, prev = self.s
-        for j in range(16):
-            prev[j] = 0
-        seen = False
-        while k < end:
-            for j in range(32):
-                c = f[k]
-                d = c - 48
-                if d > 9:
-                    d = (c | 32) - 87
-                    if d < 10:
-                        return False
-                if d < 0 or d > 15:
-                    return False
-                if j & 1:
-                    blk[j >> 1] = (v << 4) | d
-                else:
-                    v = d
-                k += 1
-            self.d.decrypt(blk, clr)
-            for j in range(16):
-                c = clr[j] ^ prev[j]
-                prev[j] = blk[j]
-                if c == 0x5D:
-                    seen = True
-                elif seen and (c < 0x20 or c > 0x7E):
-                    return False
-        return seen

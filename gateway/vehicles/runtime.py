@@ -31,12 +31,15 @@ class VehicleCenter:
         self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
                                   session_timeout=settings.session_timeout, limits=settings.limits,
-                                  report_limits=settings.report_limits)
+                                  report_limits=settings.report_limits, net_limits=settings.net_limits)
+        self.downlink = None
 
     async def start(self):
         await self.server.start(*self.listen)
 
     async def stop(self):
+        if self.downlink is not None:
+            await self.downlink.stop()
         await self.server.stop()
         self.registry.close()
 
@@ -57,11 +60,33 @@ class VehicleCenter:
                  ("jifang_jt808_frames_refused", {}, server.frames_bad),
                  ("jifang_jt808_reassembly_bytes", {}, server.reassembly_bytes)]
                 + [("jifang_jt808_refused_total", {"reason": r}, n) for r, n in sorted(server.refused.items())]
-                + [("jifang_jt808_closed_total", {"reason": r}, n) for r, n in sorted(server.closed.items())])
+                + [("jifang_jt808_closed_total", {"reason": r}, n) for r, n in sorted(server.closed.items())]
+                + server.samples())
+
+    def degraded(self):
+        return self.server.degraded()
+
+    async def attach_downlink(self, nc, node):
+        """Cluster mode: commands reach terminals held by other nodes over NATS
+        (gateway/vehicles/downlink.py)."""
+        from gateway.vehicles.downlink import Downlink
+        self.downlink = Downlink(self.server, nc, node)
+        await self.downlink.start()
+
+    async def command(self, op, account, **kwargs):
+        """Run a platform command (downlink.COMMANDS) on the vehicle's terminal,
+        here or on the node holding it; False when no node holds it."""
+        account = str(account).upper()
+        if self.server.online(account) or self.downlink is None:
+            return await getattr(self.server, op)(account, **kwargs)
+        return await self.downlink.request(op, account, **kwargs)
 
     async def acknowledge_alarm(self, account, **kwargs):
         """For the console: the operator acknowledged this vehicle's alarm (0x8203)."""
-        return await self.server.acknowledge_alarm(account, **kwargs)
+        return await self.command("acknowledge_alarm", account, **kwargs)
+
+    async def send_text(self, account, text, **kwargs):
+        return await self.command("send_text", account, text=text, **kwargs)
 
 
 class VehicleEdge:

@@ -1,5 +1,5 @@
 # Runs on MicroPython (tests/test_on_micropython.py) and on CPython (pytest).
-from protocols.crc import crc16_arc, xor_check
+from protocols.crc import crc16_arc
 
 
 def test_crc16_arc_check_value():
@@ -13,26 +13,11 @@ def test_crc16_arc_of_a_captured_dc09_frame():
     assert crc16_arc(body) == 0xF92F
 
 
-def test_crc16_arc_continues():
-    assert crc16_arc(b"56789", crc16_arc(b"1234")) == 0xBB3D
-    assert crc16_arc(b"") == 0
-
-
-def test_xor_check_jt808_heartbeat():
-    # JT/T 808 heartbeat 0x0002 from phone 012345678901, flow 1: the check byte is the
-    # XOR of header and body (JT/T 808-2013 section 4.4).
-    header = bytes([0x00, 0x02, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x00, 0x01])
-    expected = 0
-    for b in header:
-        expected ^= b
-    assert xor_check(header) == expected == 0x02 ^ 0x01 ^ 0x23 ^ 0x45 ^ 0x67 ^ 0x89 ^ 0x01 ^ 0x01
-    # The fold works for every length, odd and even, and for empty input.
-    for n in range(0, 40):
-        data = bytes((i * 37 + 11) & 0xFF for i in range(n))
-        loop = 0
-        for b in data:
-            loop ^= b
-        assert xor_check(data) == loop
+def test_crc16_arc_of_a_range():
+    # a frame's body inside its buffer, without a slice (the panel's frames)
+    assert crc16_arc(b"\n0000123456789\r", 5, 14) == 0xBB3D
+    assert crc16_arc(b"xx123456789", 2) == 0xBB3D
+    assert crc16_arc(b"") == 0 == crc16_arc(b"123", 1, 1)
 
 
 def test_pin_hash_is_sha256_of_salt_and_pin():

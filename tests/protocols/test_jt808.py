@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from protocols import jt808 as j
 from protocols.jt808 import GMT8, Item, JT808Error, Message
-from protocols.crc import xor_check
+from protocols.jt808 import xor_check
 
 
 def frame(text):
@@ -671,3 +671,20 @@ def test_decoding_a_position_leaves_no_reference_cycles():
     finally:
         gc.enable()
     assert found == 0, found
+
+
+def test_xor_check_jt808_heartbeat():
+    # JT/T 808 heartbeat 0x0002 from phone 012345678901, flow 1: the check byte is the
+    # XOR of header and body (JT/T 808-2013 section 4.4).
+    header = bytes([0x00, 0x02, 0x00, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x00, 0x01])
+    expected = 0
+    for b in header:
+        expected ^= b
+    assert xor_check(header) == expected == 0x02 ^ 0x01 ^ 0x23 ^ 0x45 ^ 0x67 ^ 0x89 ^ 0x01 ^ 0x01
+    # The fold works for every length, odd and even, and for empty input.
+    for n in range(0, 40):
+        data = bytes((i * 37 + 11) & 0xFF for i in range(n))
+        loop = 0
+        for b in data:
+            loop ^= b
+        assert xor_check(data) == loop
