@@ -38,7 +38,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time

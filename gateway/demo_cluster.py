@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway import cluster_local
-from gateway.demo import DEMO_REPORTING_INTERVAL, EXAMPLES, replace_example_secrets
+from gateway.demo import DEMO_REPORTING_INTERVAL, EXAMPLES, demo_operator, replace_example_secrets
 
 REPO = Path(__file__).resolve().parent.parent
 NODES = ("a", "b")
@@ -109,7 +109,6 @@ def cluster_documents(data_dir, accounts, store_url, nats_urls, ports, fleet):
     with open(EXAMPLES / "110-center.toml", "rb") as f:
         center = tomllib.load(f)
     replace_example_secrets([asc, center])
-    asc.pop("console", None)      # the console's own records are per node until they move to PostgreSQL
     asc["devices"] = [d for d in asc["devices"] if d["account"] in accounts]
     for device in asc["devices"]:
         device["reporting_interval_seconds"] = DEMO_REPORTING_INTERVAL
@@ -123,10 +122,14 @@ def cluster_documents(data_dir, accounts, store_url, nats_urls, ports, fleet):
     nodes = {}
     for name in NODES:
         doc = json.loads(json.dumps(asc))           # a deep copy
-        doc["gateway"]["name"] = asc["gateway"]["name"]        # one center, two nodes: the same name
         doc["cluster"] = {"node": name}
         doc["receiver"]["listen"] = "127.0.0.1:%d" % ports["dc09_" + name]
         doc["http"] = {"listen": "127.0.0.1:%d" % ports["http_" + name]}
+        if "console" in doc:
+            # Any node serves the console; its own records (accounts, sessions, the
+            # access register) are per node until they move to PostgreSQL.
+            doc["console"]["listen"] = "127.0.0.1:%d" % ports["console_" + name]
+            doc["console"]["db_path"] = str(data_dir / name / "console.sqlite")
         if fleet:
             doc["jt808"] = {"listen": "127.0.0.1:%d" % ports["jt808_" + name],
                             "registrations_path": str(data_dir / name / "jt808-terminals.sqlite")}
@@ -138,7 +141,7 @@ def cluster_documents(data_dir, accounts, store_url, nats_urls, ports, fleet):
 
 
 def free_ports():
-    names = ["110", "110_http"] + ["%s_%s" % (k, n) for n in NODES for k in ("dc09", "http", "jt808")]
+    names = ["110", "110_http"] + ["%s_%s" % (k, n) for n in NODES for k in ("dc09", "http", "jt808", "console")]
     ports = {}
     while len(set(ports.values())) < len(names):
         ports = {name: cluster_local.free_tcp_udp_port() for name in names}
@@ -479,6 +482,11 @@ async def cluster_demo(args, data_dir, out=None):
             nodes[name] = NodeProcess(name, path, data_dir / name / "gateway.log",
                                       ports["dc09_" + name], ports["jt808_" + name])
         node_config = config_module.load(nodes["a"].config_path)
+        operators = {}
+        for name, node in nodes.items():
+            config = config_module.load(node.config_path)
+            if config.console is not None:
+                operators[name] = (config.console.listen, await demo_operator(config))
         center_config = config_module.from_dict(center_doc, data_dir, "110-center.toml (demo)")
         spec = node_config.forwarders[0]
         log_file = open(data_dir / "110.log", "a", encoding="utf-8")
@@ -505,6 +513,10 @@ async def cluster_demo(args, data_dir, out=None):
                         name, node.pid, node.dc09_port,
                         ", JT/T 808 127.0.0.1:%d" % node.jt808_port if args.fleet else ""))
                 say("  NATS: %s; PostgreSQL: pid %d, 127.0.0.1:%d" % (", ".join(nats.urls), pg.pid, pg.port))
+                say("  node configs and logs: %s/{a,b}/node.toml, gateway.log" % data_dir)
+                for name, ((host, port), password) in operators.items():
+                    say("  node %s's console http://%s:%d/ (log in as \"operator\", password %s)"
+                        % (name, host, port, password))
                 say("  leases: %s" % _leases_text(lease_holders(store_url)))
 
                 views, compound = build_compound(args, node_config, accounts, nodes, data_dir)
