@@ -26,6 +26,8 @@ Phases, each --seconds long (link tests half of it):
              process is restarted at once, as systemd's Restart=always would):
              the longest silence at 110 around the kill, and the longest a panel
              waited for an ACK
+  NATS kill  (cluster) the same load; kill -9 of the NATS node leading the first
+             alarm stream, then its restart: silence at 110, longest ACK wait
 CPU per component per event: user+system seconds from /proc/PID/stat over the
 phase (gateway processes; postgres with its backends; the three nats-servers;
 this process: load generator + 110), divided by the events ACKed in the phase.
@@ -277,6 +279,35 @@ async def kill_phase(setup, panels, seconds, arrival_times):
             "panel_wait": max(panel_waits) if panel_waits else float("nan")}
 
 
+async def nats_kill_phase(setup, panels, seconds, arrival_times):
+    """Cluster only: kill -9 of the NATS node leading the first alarm stream, with
+    panels at 4 alarms/s each; then it is restarted. The longest silence at 110 and
+    the longest ACK wait of an alarm sent around the kill."""
+    import nats as nats_client
+    nc = await nats_client.connect(servers=setup.nats.urls, connect_timeout=2)
+    try:
+        leader = (await nc.jsm().stream_info("JIFANG_ALARMS")).cluster.leader
+    finally:
+        await nc.close()
+    victim = [n.name for n in setup.nats.nodes].index(leader)
+    stop = asyncio.Event()
+    sent, ack_lat, ack_times = {}, [], {}
+    tasks = [asyncio.create_task(paced(p, stop, 4, sent, ack_lat, ack_times)) for p in panels]
+    await asyncio.sleep(seconds / 3)
+    killed_at = time.monotonic()
+    setup.nats.kill(victim)
+    await asyncio.sleep(seconds * 2 / 3)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    await asyncio.to_thread(setup.nats.restart, victim)
+    window = sorted(t for t in arrival_times if t >= killed_at - 1)
+    gaps = [b - a for a, b in zip(window, window[1:])]
+    waits = [p_item.acked_at - p_item.sent_at for p in panels for p_item in p.acked
+             if p_item.sent_at is not None and p_item.acked_at is not None
+             and killed_at - 1 <= p_item.sent_at <= killed_at + seconds]
+    return {"gap_110": max(gaps) if gaps else float("nan"), "ack_wait": max(waits) if waits else float("nan")}
+
+
 async def run_side(kind, folder, args, pg=None, nats=None):
     key = secrets.token_bytes(16)
     peer = secrets.token_bytes(16)
@@ -330,6 +361,9 @@ async def run_side(kind, folder, args, pg=None, nats=None):
                 await asyncio.sleep(0.5)
             result["kill"] = await kill_phase(setup, panels, args.seconds, arrival_times)
             print("  %s: kill phase done" % kind, flush=True)
+            if kind == "cluster":
+                result["nats_kill"] = await nats_kill_phase(setup, panels, args.seconds, arrival_times)
+                print("  %s: NATS kill phase done" % kind, flush=True)
     finally:
         for t in terminals:
             await t.close()
@@ -367,6 +401,10 @@ def report(args, embedded, cluster):
          "%.2f" % embedded["kill"]["gap_110"], "%.2f" % cluster["kill"]["gap_110"]),
         ("kill -9: longest a panel waited for an ACK, s",
          "%.2f" % embedded["kill"]["panel_wait"], "%.2f" % cluster["kill"]["panel_wait"]),
+        ("kill -9 of the alarm stream's NATS leader: longest silence at 110, s",
+         "-", "%.2f" % cluster["nats_kill"]["gap_110"]),
+        ("kill -9 of the alarm stream's NATS leader: longest ACK wait, s",
+         "-", "%.2f" % cluster["nats_kill"]["ack_wait"]),
     ]
     for phase, unit, what in (("nulls", "cpu_per_null", "link test"), ("alarms", "cpu_per_alarm", "alarm"),
                               ("flood", "cpu_per_position", "position")):
