@@ -12,7 +12,9 @@ JT/T 808 terminals, gateway/vehiclesim.py):
              streams), [store] a private PostgreSQL (fsync and synchronous_commit
              on): ACK after the replicated PubAck
 
-Phases, each --seconds long:
+Phases, each --seconds long (link tests half of it):
+  link tests every panel sends DC-09 NULLs one after the other: answered/s (what a
+             large fleet of panels sends most; no bus, no store)
   alarms     every panel sends alarms one at a time, the next after the ACK (as a
              DC-09 panel does): events/s ACKed
   flood      every terminal reports positions one after the other as fast as
@@ -24,6 +26,8 @@ Phases, each --seconds long:
              process is restarted at once, as systemd's Restart=always would):
              the longest silence at 110 around the kill, and the longest a panel
              waited for an ACK
+  NATS kill  (cluster) the same load; kill -9 of the NATS node leading the first
+             alarm stream, then its restart: silence at 110, longest ACK wait
 CPU per component per event: user+system seconds from /proc/PID/stat over the
 phase (gateway processes; postgres with its backends; the three nats-servers;
 this process: load generator + 110), divided by the events ACKed in the phase.
@@ -36,7 +40,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -169,6 +172,30 @@ async def alarms_phase(setup, panels, seconds):
     return {"alarms_per_s": n / window, "cpu_per_alarm": {k: v / max(1, n) for k, v in cpu.items()}}
 
 
+async def nulls_phase(setup, panels, seconds):
+    """Link tests (DC-09 NULL), one at a time per panel: what a million panels send
+    most (one every reporting interval each); answered by the receiving node alone,
+    never published nor stored."""
+    stop = asyncio.Event()
+    count = [0]
+
+    async def loop(panel):
+        while not stop.is_set():
+            await panel._link_test()       # the simulator's own NULL exchange (raises on no answer)
+            count[0] += 1
+
+    before = cpu_snapshot(setup)
+    started = time.monotonic()
+    tasks = [asyncio.create_task(loop(p)) for p in panels]
+    await asyncio.sleep(seconds)
+    stop.set()
+    window = time.monotonic() - started
+    n = count[0]
+    cpu = cpu_delta(before, cpu_snapshot(setup))
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    return {"nulls_per_s": n / window, "cpu_per_null": {k: v / max(1, n) for k, v in cpu.items()}}
+
+
 async def paced(panel, stop, rate, sent, ack_lat, ack_times):
     zone = 0
     while not stop.is_set():
@@ -252,6 +279,35 @@ async def kill_phase(setup, panels, seconds, arrival_times):
             "panel_wait": max(panel_waits) if panel_waits else float("nan")}
 
 
+async def nats_kill_phase(setup, panels, seconds, arrival_times):
+    """Cluster only: kill -9 of the NATS node leading the first alarm stream, with
+    panels at 4 alarms/s each; then it is restarted. The longest silence at 110 and
+    the longest ACK wait of an alarm sent around the kill."""
+    import nats as nats_client
+    nc = await nats_client.connect(servers=setup.nats.urls, connect_timeout=2)
+    try:
+        leader = (await nc.jsm().stream_info("JIFANG_ALARMS")).cluster.leader
+    finally:
+        await nc.close()
+    victim = [n.name for n in setup.nats.nodes].index(leader)
+    stop = asyncio.Event()
+    sent, ack_lat, ack_times = {}, [], {}
+    tasks = [asyncio.create_task(paced(p, stop, 4, sent, ack_lat, ack_times)) for p in panels]
+    await asyncio.sleep(seconds / 3)
+    killed_at = time.monotonic()
+    setup.nats.kill(victim)
+    await asyncio.sleep(seconds * 2 / 3)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    await asyncio.to_thread(setup.nats.restart, victim)
+    window = sorted(t for t in arrival_times if t >= killed_at - 1)
+    gaps = [b - a for a, b in zip(window, window[1:])]
+    waits = [p_item.acked_at - p_item.sent_at for p in panels for p_item in p.acked
+             if p_item.sent_at is not None and p_item.acked_at is not None
+             and killed_at - 1 <= p_item.sent_at <= killed_at + seconds]
+    return {"gap_110": max(gaps) if gaps else float("nan"), "ack_wait": max(waits) if waits else float("nan")}
+
+
 async def run_side(kind, folder, args, pg=None, nats=None):
     key = secrets.token_bytes(16)
     peer = secrets.token_bytes(16)
@@ -276,7 +332,7 @@ async def run_side(kind, folder, args, pg=None, nats=None):
             center.pipeline.add_listener(on_110)
             await setup.start()
             panels = [Panel(a, key, setup.panel_receivers(i), ack_timeout=1, retry_max=0.5, failover=2,
-                            link_test_interval=30) for i, a in enumerate(setup.accounts)]
+                            link_test_interval=3600) for i, a in enumerate(setup.accounts)]   # NULLs only from the phase
             for p in panels:
                 p.start()
             for i in range(args.terminals):
@@ -286,8 +342,9 @@ async def run_side(kind, folder, args, pg=None, nats=None):
                 terminals.append(t)
             print("  %s: started (%s)" % (kind, ", ".join("%s pid %d" % (n, p.proc.pid) for n, p in setup.nodes.items())),
                   flush=True)
+            result["nulls"] = await nulls_phase(setup, panels, args.seconds / 2)
             result["alarms"] = await alarms_phase(setup, panels, args.seconds)
-            print("  %s: alarms phase done" % kind, flush=True)
+            print("  %s: link-test and alarms phases done" % kind, flush=True)
             # Let the forwarder catch up before the next phase measures latency.
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and center.metrics.total("jifang_events_in_total") < \
@@ -304,6 +361,9 @@ async def run_side(kind, folder, args, pg=None, nats=None):
                 await asyncio.sleep(0.5)
             result["kill"] = await kill_phase(setup, panels, args.seconds, arrival_times)
             print("  %s: kill phase done" % kind, flush=True)
+            if kind == "cluster":
+                result["nats_kill"] = await nats_kill_phase(setup, panels, args.seconds, arrival_times)
+                print("  %s: NATS kill phase done" % kind, flush=True)
     finally:
         for t in terminals:
             await t.close()
@@ -323,6 +383,8 @@ def us(v):
 
 def report(args, embedded, cluster):
     rows = [
+        ("link tests (NULL) answered/s (%d panels)" % args.panels,
+         "%.0f" % embedded["nulls"]["nulls_per_s"], "%.0f" % cluster["nulls"]["nulls_per_s"]),
         ("alarms ACKed/s (%d panels, one at a time)" % args.panels,
          "%.0f" % embedded["alarms"]["alarms_per_s"], "%.0f" % cluster["alarms"]["alarms_per_s"]),
         ("positions ACKed/s (%d terminals)" % args.terminals,
@@ -339,12 +401,17 @@ def report(args, embedded, cluster):
          "%.2f" % embedded["kill"]["gap_110"], "%.2f" % cluster["kill"]["gap_110"]),
         ("kill -9: longest a panel waited for an ACK, s",
          "%.2f" % embedded["kill"]["panel_wait"], "%.2f" % cluster["kill"]["panel_wait"]),
+        ("kill -9 of the alarm stream's NATS leader: longest silence at 110, s",
+         "-", "%.2f" % cluster["nats_kill"]["gap_110"]),
+        ("kill -9 of the alarm stream's NATS leader: longest ACK wait, s",
+         "-", "%.2f" % cluster["nats_kill"]["ack_wait"]),
     ]
-    for phase, unit in (("alarms", "cpu_per_alarm"), ("flood", "cpu_per_position")):
+    for phase, unit, what in (("nulls", "cpu_per_null", "link test"), ("alarms", "cpu_per_alarm", "alarm"),
+                              ("flood", "cpu_per_position", "position")):
         for comp in ("gateway", "postgres", "nats", "bench+110"):
             e = embedded[phase][unit].get(comp)
             c = cluster[phase][unit].get(comp)
-            rows.append(("CPU us per %s: %s" % ("alarm" if phase == "alarms" else "position", comp),
+            rows.append(("CPU us per %s: %s" % (what, comp),
                          us(e) if e is not None else "-", us(c) if c is not None else "-"))
     width = max(len(r[0]) for r in rows)
     print("\n== bench/cluster.py: %g s phases, %d CPUs, load average %.1f ==" % (

@@ -33,7 +33,7 @@ on the device's ACK path, which is what the bus is there to absorb.
 (nats-server 2.9 holds a quorum's copy in the OS page cache, fsync'd on its own
 schedule: that survives kill -9 of any process and the loss of one machine; losing
 power to two of three machines at once within the sync interval does not. 2.10's
-`sync_interval: always` closes that, at a cost per message; see docs/cluster-bus.md.)
+`sync_interval: always` closes that, at a cost per message; see docs/cluster.md, "The bus".)
 
 Deduplication. Every message carries the header Nats-Msg-Id = Event.dedup_key, the
 same key the store's unique constraint uses. A panel retrying on its backup

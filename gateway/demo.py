@@ -18,6 +18,9 @@ their own, and a short reporting interval so supervision shows within a minute
 (one panel's line is cut after 20 s and restored after 60 s, earlier when
 --duration is shorter). Stops on Ctrl-C, or after --duration seconds, stops every
 panel process, then verifies both hash-chained logs.
+
+`jifang demo --cluster` runs the compound against two gateway nodes on a private
+NATS JetStream cluster and PostgreSQL instead, and kills one: gateway/demo_cluster.py.
 """
 import asyncio
 import logging

@@ -34,7 +34,8 @@ class _Pending:
         self.seq = seq
         self.occurred = occurred
         self.position = position
-        self.sent_at = None
+        self.sent_at = None             # time.monotonic() of its first transmission
+        self.acked_at = None            # ... and of its ACK
         self.acked = asyncio.get_running_loop().create_future()
 
 
@@ -158,6 +159,7 @@ class Panel:
                 item.acked.set_result(False)
             return
         self.buffer.popleft()
+        item.acked_at = time.monotonic()
         self.acked.append(item)
         if not item.acked.done():
             item.acked.set_result(True)

@@ -68,7 +68,7 @@ async def test_kill_9_of_a_node_under_mixed_load_loses_nothing_and_duplicates_no
             senders = [asyncio.create_task(traffic(p, stop, acked_at)) for p in panels]
             # The terminals stay on node b (their registrations are per node until
             # they are shared in PostgreSQL); each presses its panic button once.
-            fleet = Fleet(4, nodes["b"], seconds=20, seed=3)
+            fleet = Fleet(4, nodes["b"], seconds=8, seed=3, first_panic=1)
             fleet.start()
             operator = asyncio.create_task(operator_on_b(nodes["b"], stop))
             await wait_for(lambda: center.metrics.total("jifang_events_in_total") >= 60, timeout=60,
@@ -80,19 +80,24 @@ async def test_kill_9_of_a_node_under_mixed_load_loses_nothing_and_duplicates_no
             await wait_for(lambda: set(lease_holders(url, LEASES).values()) == {"b"}, timeout=30, interval=0.05,
                            what="node b holds the leases")
             takeover = time.monotonic() - killed_at
-            await wait_for(lambda: any(t > killed_at for t in arrivals), timeout=30, what="an alarm at 110 after the kill")
-            gap = min(t for t in arrivals if t > killed_at) - killed_at
             await wait_for(lambda: all(any(t > killed_at for t in acked_at.get(v.account, ())) for v in views),
                            timeout=30, what="every panel ACKed again after the kill")
+            await wait_for(lambda: sum(1 for t in arrivals if t > time.monotonic() - 1) >= 10, timeout=30,
+                           what="alarms flowing at 110 again")
+            # The gap: the longest silence at 110 from just before the kill until now
+            # (a frame node a had sent before dying may still land just after it).
+            around = [t for t in arrivals if t >= killed_at - 0.5]
+            gap = max(b - a for a, b in zip(around, around[1:]))
             panel_gaps = {v.account: min(t for t in acked_at[v.account] if t > killed_at) - killed_at
                           for v in views if v.order[0] == "a"}
-            print("node kill under load: leases taken over in %.2f s, first alarm at 110 after %.2f s, "
+            print("node kill under load: leases taken over in %.2f s, longest silence at 110 %.2f s, "
                   "node a's panels ACKed again by b after %s s" % (
                       takeover, gap, ", ".join("%.2f" % g for g in sorted(panel_gaps.values()))))
             assert gap < GAP_BOUND_S
             assert all(v.node() == "b" for v in views)
 
             await asyncio.sleep(3)                            # load on the survivor alone
+            await wait_for(lambda: len(fleet.alarms_acked) == 4, timeout=30, what="every terminal's SOS ACKed")
             stop.set()
             await asyncio.gather(*senders)
             await fleet.close()
@@ -173,3 +178,87 @@ async def operator_on_b(node, stop):
         return status, seen
     finally:
         await client.close()
+
+
+async def stream_leader(urls, stream):
+    import nats
+    nc = await nats.connect(servers=list(urls), connect_timeout=2)
+    try:
+        info = await nc.jsm().stream_info(stream)
+        return info.cluster.leader
+    finally:
+        await nc.close()
+
+
+async def test_kill_9_of_a_nats_node_under_two_gateway_nodes_loses_nothing(tmp_path, pg_log, nats_cluster):
+    """The same two gateway processes; this time the NATS node leading the first alarm
+    stream dies (kill -9) mid-stream and comes back. Every alarm a panel had ACKed
+    reaches 110 once; the longest an alarm waited for its ACK is printed (the issue
+    asks ≤ 2 s; bounded generously here, bench/bus.py measures it)."""
+    url = pg_log[2]
+    port110 = free_tcp_udp_port()
+    nodes = cluster_nodes(tmp_path, url, nats_cluster.urls, ["a", "b"], ACCOUNTS, upstream=port110)
+    panels, senders, stop, acked_at = [], [], asyncio.Event(), {}
+    try:
+        async with Gateway(upper_config(tmp_path, port=port110)) as center:
+            await start_in_order(nodes, url, LEASES)
+            addr = {n: ("127.0.0.1", nodes[n].dc09_port) for n in nodes}
+            orders = [("a", "b") if i % 2 == 0 else ("b", "a") for i in range(len(ACCOUNTS))]
+            panels = [Panel(acct, PANEL_KEY, [addr[n] for n in orders[i]], ack_timeout=2, retry_max=0.5, failover=3)
+                      for i, acct in enumerate(ACCOUNTS)]
+            views = [PanelView(p, orders[i]) for i, p in enumerate(panels)]
+            for p in panels:
+                p.start()
+            senders = [asyncio.create_task(traffic(p, stop, acked_at)) for p in panels]
+            await wait_for(lambda: center.metrics.total("jifang_events_in_total") >= 40, timeout=60,
+                           what="40 alarms at 110")
+            leader = await stream_leader(nats_cluster.urls, "JIFANG_ALARMS")
+            victim = [n.name for n in nats_cluster.nodes].index(leader)
+            killed_at = time.monotonic()
+            nats_cluster.kill(victim)
+            at_kill = sum(len(p.acked) for p in panels)
+            await wait_for(lambda: sum(len(p.acked) for p in panels) >= at_kill + 60, timeout=60,
+                           what="ACKs after the NATS node's death")
+            await asyncio.to_thread(nats_cluster.restart, victim)
+            stop.set()
+            await asyncio.gather(*senders)
+            await wait_for(lambda: all(not p.buffer for p in panels), timeout=60, what="panel buffers emptied")
+            waits = [item_wait for p in panels for item_wait in ack_waits(p, killed_at)]
+            print("kill -9 of NATS node %s (leader of JIFANG_ALARMS): longest ACK wait of an alarm sent around it"
+                  " %.2f s over %d alarms" % (leader, max(waits), len(waits)))
+            assert max(waits) < 10.0
+
+            from gateway.store import Store
+            store = Store(url)
+            await store.open()
+            try:
+                async def caught_up():
+                    rows = await store.events()
+                    return sum(1 for s in rows if s.event.event_class in ("alarm", "trouble")) <= \
+                        sum(1 for s in await center.store.events() if s.event.source != "supervision")
+                await wait_for(caught_up, timeout=90, interval=0.5, what="110 caught up with the log")
+                cluster_rows = await store.events()
+            finally:
+                await store.close()
+            spec = nodes_forwarder_spec()
+            t = tally([k for v in views for k in v.acked()], [], 0, cluster_rows, await center.store.events(),
+                      lambda e: spec.accepts(e.event_class, e.category))
+            print("acked %d, log %d rows, 110 %d rows: %d lost, %d duplicates" % (
+                t.acked, t.logged, t.at_110, t.lost, t.duplicates))
+            for line in t.details:
+                print("  " + line)
+            assert t.acked >= 100 and t.lost == 0 and t.duplicates == 0 and t.unexplained_at_110 == 0
+            assert verify(url).ok
+    finally:
+        stop.set()
+        for task in senders:
+            task.cancel()
+        for p in panels:
+            await p.stop()
+        stop_all(nodes)
+
+
+def ack_waits(panel, since):
+    """Seconds from first send to ACK of the panel's alarms sent within 10 s of `since`."""
+    return [item.acked_at - item.sent_at for item in panel.acked
+            if item.sent_at is not None and since - 1 <= item.sent_at <= since + 10]
