@@ -6,8 +6,10 @@ and stopped as units, so the gateway wires two objects and nothing else.
     await center.start(); await edge.start()   ... after the pipeline has started
     await edge.stop(); await center.stop()     ... before the pipeline stops
 """
+import asyncio
 import logging
 
+from gateway.tasks import cancel_and_wait
 from protocols.modbus_maps import MAPS
 from gateway.vehicles.edge import EdgeVehicle
 from gateway.vehicles.edge_rules import SensorRules
@@ -25,20 +27,38 @@ ZONES_PER_DEVICE = 32          # device i's alarms use zones 32*(i+1) ...: never
 
 
 class VehicleCenter:
-    def __init__(self, config, submit):
+    def __init__(self, config, submit, node=None):
+        """`node`: this node's name in cluster mode (registrations and sessions shared
+        in PostgreSQL: gateway/vehicles/pgregistry.py)."""
         settings = config.jt808
         self.listen = settings.listen
-        self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window)
+        self.registry = Registry(config.fleet, settings.registrations_path, release_window=settings.release_window,
+                                 node=node)
         self.server = JT808Server(self.registry, submit, rules=FleetRules(config.rules),
                                   session_timeout=settings.session_timeout, limits=settings.limits,
                                   report_limits=settings.report_limits)
+        self._renewer = None
+        self._held = set()          # phones whose shared session row this node holds (cluster mode)
 
     async def start(self):
         await self.server.start(*self.listen)
+        if self.registry.shared is not None:
+            self._renewer = asyncio.create_task(self._renew_sessions(), name="jt808-sessions")
 
     async def stop(self):
+        if self._renewer is not None:
+            await cancel_and_wait(self._renewer)
         await self.server.stop()
+        if self.registry.shared is not None:
+            try:
+                await asyncio.to_thread(self.registry.shared.renew, (), set(self._held))   # ours end with us
+            except Exception as exc:
+                log.warning("could not drop this node's JT/T 808 sessions", extra={"error": repr(exc)})
         self.registry.close()
+
+    async def _renew_sessions(self):
+        from gateway.vehicles.pgregistry import keep_sessions
+        await keep_sessions(self.server, self.registry.shared, self._held)
 
     def release(self, account, by, reason):
         """For the console: an operator lets the vehicle's terminal register again
@@ -46,6 +66,11 @@ class VehicleCenter:
         online: its terminal holds a good code. LookupError: no such vehicle."""
         if self.server.online(str(account).upper()):
             raise ValueError("vehicle %s is online: its terminal holds a valid code" % account)
+        vehicle = self.registry.by_account.get(str(account).upper())
+        if self.registry.shared is not None and vehicle is not None:
+            node = self.registry.shared.alive_elsewhere(vehicle.phone)
+            if node is not None:
+                raise ValueError("vehicle %s is online on node %s: its terminal holds a valid code" % (account, node))
         return self.registry.release(account, by, reason)
 
     def gauges(self):
