@@ -184,9 +184,17 @@ class PgRegistry:
         return vehicle
 
     def release(self, vehicle, by, reason):
+        """Refused (ValueError) while the vehicle's session is alive on another node:
+        its terminal holds a good code (this node's own sessions are the caller's to
+        check: a terminal unregistering itself releases its own)."""
         at_ms = int(self.clock() * 1000)
         with self.pool.connection() as conn:
             with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_vehicle_lock_key(vehicle.phone),))
+                node = self._alive_elsewhere(conn, vehicle.phone)
+                if node is not None:
+                    raise ValueError("vehicle %s is online on node %s: its terminal holds a valid code"
+                                     % (vehicle.account, node))
                 row = conn.execute("SELECT terminal_id, code_sha256 FROM jt808.terminals WHERE phone = %s FOR UPDATE",
                                    (vehicle.phone,)).fetchone()
                 if row is None:

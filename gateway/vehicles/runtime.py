@@ -63,14 +63,14 @@ class VehicleCenter:
     def release(self, account, by, reason):
         """For the console: an operator lets the vehicle's terminal register again
         (it lost its code, or was swapped). Refused (ValueError) while the vehicle is
-        online: its terminal holds a good code. LookupError: no such vehicle."""
+        online: its terminal holds a good code. LookupError: no such vehicle.
+        Cluster mode: returns an awaitable (the release runs off the event loop)."""
         if self.server.online(str(account).upper()):
             raise ValueError("vehicle %s is online: its terminal holds a valid code" % account)
-        vehicle = self.registry.by_account.get(str(account).upper())
-        if self.registry.shared is not None and vehicle is not None:
-            node = self.registry.shared.alive_elsewhere(vehicle.phone)
-            if node is not None:
-                raise ValueError("vehicle %s is online on node %s: its terminal holds a valid code" % (account, node))
+        if self.registry.blocking:
+            # Cluster mode: a database round trip (it refuses a vehicle online on
+            # another node too): off the event loop, which the receivers share.
+            return asyncio.to_thread(self.registry.release, account, by, reason)
         return self.registry.release(account, by, reason)
 
     def gauges(self):

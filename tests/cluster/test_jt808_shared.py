@@ -15,6 +15,7 @@ from gateway.vehicles.runtime import VehicleCenter
 from gateway.vehicles.server import JT808Server
 from gateway.vehiclesim import Terminal
 from gateway.tasks import cancel_and_wait
+from tests.support.ports import free_port
 from tests.vehicles.support import ESCORT, FLEET, Recorder, wait_for
 
 
@@ -76,7 +77,7 @@ async def test_registered_on_a_authenticates_on_b_and_the_session_moves(pg_log):
 
         # While a holds it: no release through b, no new registration through b.
         with pytest.raises(ValueError, match="online on node a"):
-            b.center.release(ESCORT.account, "sam", "swapped")
+            await b.center.release(ESCORT.account, "sam", "swapped")
         again = terminal(ESCORT)
         await again.connect("127.0.0.1", b.server.port)
         assert (await again.register())[0] == RESULT_TERMINAL_REGISTERED
@@ -103,10 +104,10 @@ async def test_a_node_that_died_frees_its_vehicles_after_the_ttl(pg_log):
         await a.die()
         await t.close()
         with pytest.raises(ValueError):                 # a's row is fresh still
-            b.center.release(ESCORT.account, "sam", "swapped")
+            await b.center.release(ESCORT.account, "sam", "swapped")
         await wait_for(lambda: b.registry.shared.alive_elsewhere(ESCORT.phone) is None, timeout=10,
                        what="a's rows expire")
-        released = b.center.release(ESCORT.account, "sam", "terminal swapped")
+        released = await b.center.release(ESCORT.account, "sam", "terminal swapped")
         assert released["had_code"]
         fresh = terminal(ESCORT)
         new_code = await fresh.login("127.0.0.1", b.server.port)
@@ -123,3 +124,23 @@ async def test_the_codes_are_stored_hashed_and_the_gateway_role_cannot_touch_the
     with psycopg.connect(url) as conn:
         stored = conn.execute("SELECT code_sha256 FROM jt808.terminals").fetchone()[0]
     assert code not in stored and len(stored) == 64
+
+
+def test_the_command_line_refuses_to_release_a_vehicle_online_on_a_node(pg_log, tmp_path, capsys):
+    """`jifang vehicles release` in cluster mode: the registrations are the shared
+    ones, and a vehicle online on any node is not released."""
+    from gateway import cli
+    url = pg_log[2]
+    registry = Registry(FLEET, url, node="a")
+    try:
+        registry.shared.claim(ESCORT.phone)                  # node a holds its session, just renewed
+        config = tmp_path / "node.toml"
+        config.write_text('[store]\nurl = "%s"\n[jt808]\nlisten = "127.0.0.1:%d"\n'      # never listened on
+                          '[[vehicles.fleet]]\nphone = "%s"\nplate = "%s"\nkind = "escort"\n'
+                          % (url, free_port(), ESCORT.phone, ESCORT.plate))
+        assert cli.main(["vehicles", "release", ESCORT.account, "--config", str(config),
+                         "--operator", "sam", "--reason", "swapped"]) == 2
+        assert "online on node a" in capsys.readouterr().err
+        assert [r["state"] for r in registry.registrations() if r["account"] == ESCORT.account] == ["unregistered"]
+    finally:
+        registry.close()
