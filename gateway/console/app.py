@@ -73,6 +73,7 @@ class Console:
         self.leases = None
         self.escalating = not self.shared
         self._handling_follower = None
+        self.walk_tests_seen = set()      # walk-test row ids already in the state (ours and followed)
 
     async def start(self):
         await self.db.open()
@@ -87,7 +88,9 @@ class Console:
         disposed = await self.db.disposed_ids(start_id)
         queued = [e for e in queueable if belongs_in_queue(e) and e["id"] not in disposed]
         handling = await self.db.handling([e["id"] for e in queued])
-        self.state.load(last_report, state_events, queued, handling, await self.db.walk_tests())
+        walk_tests = await self.db.walk_tests_after(0)
+        self.walk_tests_seen = {row["id"] for row in walk_tests}
+        self.state.load(last_report, state_events, queued, handling, walk_tests)
         self._loaded = True
         for row in self._early:
             if row["id"] > head:
@@ -174,9 +177,11 @@ class Console:
 
     async def refresh_handling(self):
         """Cluster mode: fold what operators did on other nodes' consoles (takes,
-        assignments, dispatches, escalations, disposals) into this node's queue.
+        assignments, dispatches, escalations, disposals; walk tests started or
+        ended) into this node's queue and device states.
         Reads the handling of the alarms queued here: a bounded set (the open
         alarms), whatever the order in which other nodes' rows were committed."""
+        await self._refresh_walk_tests()
         ids = list(self.state.queue)
         if not ids:
             return
@@ -194,6 +199,18 @@ class Console:
             apply_handling(item, done)
             if (item["assignee"], item["assigned_at_ms"], item["escalated_at_ms"], len(item["dispatches"])) != before:
                 self.state._emit("alarm", item)
+
+    # Ids are drawn at insert, rows become visible at commit: a row of another node
+    # may appear below the highest id seen. Reading back this many ids below it
+    # (walk tests are a handful a day) catches those; the ids seen skip the rest.
+    WALK_TEST_LOOKBACK = 64
+
+    async def _refresh_walk_tests(self):
+        mark = max(self.walk_tests_seen, default=0) - self.WALK_TEST_LOOKBACK
+        for row in await self.db.walk_tests_after(max(0, mark)):
+            if row["id"] not in self.walk_tests_seen:
+                self.walk_tests_seen.add(row["id"])
+                self.state.walk_test(row["account"], row["action"], row["username"], row["at_ms"])
 
     async def _follow_handling(self):
         interval = max(0.05, self.settings.live_poll_ms / 1000)

@@ -291,8 +291,15 @@ class ConsoleDB:
     # -- walk tests -----------------------------------------------------------------
 
     def add_walk_test(self, account, action, username, now_ms):
-        self.db.execute("INSERT INTO walk_tests (account, action, username, at_ms) VALUES (?,?,?,?)",
-                        (account, action, username, now_ms))
+        """The new row's id."""
+        return self.db.execute("INSERT INTO walk_tests (account, action, username, at_ms) VALUES (?,?,?,?)",
+                               (account, action, username, now_ms)).lastrowid
+
+    def walk_tests_after(self, after_id):
+        """Walk-test rows above an id, oldest first, with their ids (cluster mode:
+        what other nodes' consoles started or ended)."""
+        return self._all("SELECT id, account, action, username, at_ms FROM walk_tests WHERE id > ? ORDER BY id",
+                         (after_id,))
 
     def walk_tests(self):
         """Every walk-test row, oldest first (a handful per device per year)."""

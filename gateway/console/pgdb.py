@@ -288,3 +288,7 @@ class PgConsoleDB(ConsoleDB):
     def escalate(self, event_id, now_ms, after_s):
         self.db.execute("INSERT INTO escalations (event_id, at_ms, after_s) VALUES (?,?,?)"
                         " ON CONFLICT (event_id) DO NOTHING", (event_id, now_ms, after_s))
+
+    def add_walk_test(self, account, action, username, now_ms):
+        return self._one("INSERT INTO walk_tests (account, action, username, at_ms) VALUES (?,?,?,?) RETURNING id",
+                         (account, action, username, now_ms))["id"]

@@ -164,6 +164,21 @@ async def test_an_alarm_disposed_of_on_node_a_leaves_node_b_queue(two_nodes):
     assert status == 409                                       # one disposal per alarm, cluster-wide
 
 
+async def test_a_walk_test_started_on_node_a_shows_on_node_b_and_ends_there(two_nodes):
+    a, b = two_nodes
+    ian = a.client()
+    assert (await ian.login("ian"))[0] == 200
+    assert (await ian.post("api/devices/1001/walk-test", {"action": "start"}))[0] == 200
+    await wait_for(lambda: (b.console.state.devices["1001"].walk_test or {}).get("by") == "ian",
+                   what="the walk test seen on b")
+    on_b = b.client()
+    await on_b.login("ian")
+    assert (await on_b.post("api/devices/1001/walk-test", {"action": "start"}))[0] == 409     # running already
+    assert (await on_b.post("api/devices/1001/walk-test", {"action": "end"}))[0] == 200
+    await wait_for(lambda: a.console.state.devices["1001"].walk_test is None, what="ended, seen on a")
+    assert a.console.state.devices["1001"].walk_tests == b.console.state.devices["1001"].walk_tests
+
+
 async def test_escalation_runs_on_the_console_holding_its_lease_and_moves_when_it_stops(two_nodes, pg_log):
     a, b = two_nodes
     url = pg_log[2]
