@@ -118,7 +118,8 @@ class Gateway:
         vehicles = self.config.vehicles
         if vehicles is not None and vehicles.jt808 is not None:
             from gateway.vehicles.runtime import VehicleCenter
-            self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit)
+            self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit,
+                                                node=self.config.cluster.node if self.config.cluster else None)
             await self.vehicle_center.start()
             self.metrics.add_gauges(self.vehicle_center.gauges)
             if self.bus is not None:

@@ -157,6 +157,18 @@ class PostgresServer:
             self.proc.wait()
         self.proc = None
 
+    def restart_immediate(self):
+        """`pg_ctl restart -m immediate`: the server quits at once without a
+        checkpoint (SIGQUIT to every backend: every client connection breaks, what
+        was committed is replayed from the WAL at start), then starts again on the
+        same port. pg_ctl stops it; this object starts it again so it keeps owning
+        the process. Only for a server of the caller's own: a shared server would
+        break every other user's connections."""
+        subprocess.run([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **self._popen_kwargs())
+        self.proc.wait(30)
+        self.start()
+
     def url(self, dbname="postgres", user=SUPERUSER, password=None):
         auth = user if password is None else "%s:%s" % (user, password)
         return "postgresql://%s@127.0.0.1:%d/%s" % (auth, self.port, dbname)

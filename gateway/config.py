@@ -470,7 +470,9 @@ def from_dict(data, base_dir=Path("."), source="config"):
     if any(section in data for section in vehicles_config.SECTIONS):
         vehicles = vehicles_config.from_dict(data, base_dir, source)
         if vehicles.jt808 is not None and vehicles.jt808.registrations_path is None:
-            vehicles.jt808.registrations_path = store_path.with_name("jt808-terminals.sqlite")
+            # Cluster mode: in the shared database, so a terminal registered on one
+            # node authenticates on any (gateway/vehicles/pgregistry.py).
+            vehicles.jt808.registrations_path = store_url or store_path.with_name("jt808-terminals.sqlite")
         retention = vehicles_config.retention_with_positions(retention, vehicles)
         secrets += vehicles.secrets
     console = None

@@ -30,6 +30,7 @@ argon2 pool keeps hashing off the loop either way); tests that drive the
 console's internals use that, or create_app directly.
 """
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -58,7 +59,10 @@ class ConsoleProcess:
         release = None
         if release_vehicle is not None:
             async def release(account, by, reason):
-                return release_vehicle(account, by, reason)
+                released = release_vehicle(account, by, reason)
+                if inspect.isawaitable(released):      # cluster mode: run off the loop
+                    released = await released
+                return released
         self.calls = {"dispatch": dispatch, "alarm_disposed": on_disposed, "release_vehicle": release}
         self.settings = settings
         self.geofences = tuple(geofences)

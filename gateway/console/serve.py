@@ -62,8 +62,10 @@ class _Runner:
 
 
 def console_db_path(gateway_config, settings):
-    """Where the console keeps its records: as configured, else next to the event log."""
-    return settings.db_path or Path(gateway_config.store_path).with_name("console.sqlite")
+    """Where the console keeps its records: as configured, else in the cluster's
+    database (cluster mode: shared by every node's console, gateway/console/pgdb.py),
+    else next to the event log."""
+    return settings.db_path or gateway_config.store_url or Path(gateway_config.store_path).with_name("console.sqlite")
 
 
 async def start_console(gateway, settings, dispatch=None, geofences=(), on_disposed=None):

@@ -444,7 +444,8 @@ class JT808Server:
         elif msg.msg_id == 0x0003:
             # The terminal gives its registration up (on its authenticated link): its
             # code is forgotten and it may register again, as the standard expects.
-            self.registry.release(state.vehicle.account, "terminal (0x0003)", "terminal unregistered")
+            await self._registry(self.registry.release, state.vehicle.account, "terminal (0x0003)",
+                                 "terminal unregistered")
             await self._respond(session, reply_to, 0)
             state.session, session.state, session.opened = None, None, self.clock()
             self._sessions_changed()
@@ -463,7 +464,7 @@ class JT808Server:
             return
         vehicle = self.registry.vehicle(msg.phone)
         alive = vehicle is not None and self._alive(self.vehicles[vehicle.account].session)
-        result, code = self.registry.register(msg.phone, msg.body, alive=alive)
+        result, code = await self._registry(self.registry.register, msg.phone, msg.body, alive)
         session.phone = msg.phone
         await session.send(jt808.register_response(msg, result, code, flow=session.next_flow()))
         if result != RESULT_OK and session.state is None:
@@ -478,7 +479,7 @@ class JT808Server:
 
     async def _authenticate(self, session, msg, reply_to):
         code = msg.body.code if isinstance(msg.body, jt808.Authenticate) else ""
-        vehicle = self.registry.authenticate(msg.phone, code)
+        vehicle = await self._registry(self.registry.authenticate, msg.phone, code)
         if vehicle is None:
             self.refused["authentication refused"] += 1
             self.closed["authentication_refused"] += 1
@@ -520,6 +521,13 @@ class JT808Server:
     def held(self):
         """Accounts whose terminal holds a session here."""
         return {account for account, state in self.vehicles.items() if state.session is not None}
+
+    async def _registry(self, fn, *args):
+        """A registry call; off the event loop when it is a database round trip
+        (cluster mode), so the receivers' ACKs never wait on it."""
+        if getattr(self.registry, "blocking", False):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     @staticmethod
     def _alive(session):
