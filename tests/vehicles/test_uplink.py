@@ -49,7 +49,8 @@ async def test_ten_minute_outage_arrives_in_order_through_0704(tmp_path):
             times = [e.device_time for e in rec.events]
             assert times == [int((T0 + timedelta(seconds=i)).timestamp()) for i in range(OUTAGE_SECONDS)]
             assert rec.events[-1].position == (22.5 + 599e-5, 114.0 + 599e-5)
-            assert uplink.sent_batches == OUTAGE_SECONDS // uplink.batch_size     # all of it as 0x0704
+            # all of it as 0x0704 (counted when the center's answer is back: after the events)
+            await wait_for(lambda: uplink.sent_batches == OUTAGE_SECONDS // uplink.batch_size, what="12 batches")
             await wait_for(_empty(store), what="vehicle store emptied after confirmation")
             assert await store.get(AUTH_CODE_KEY)          # registered once, code kept for next time
     finally:
