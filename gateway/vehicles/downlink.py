@@ -42,6 +42,7 @@ COMMANDS = {
     "send_text": {"text": str, "flags": int},
     "query_position": {},
     "track": {"interval": int, "validity": int},
+    "probe": {},         # does the link held there answer a 0x8201? (a login on another node)
 }
 TERMINAL_TIMEOUT = 10.0      # what the holder waits for the terminal's answer
 MAX_REQUEST = 4096           # bytes of a command (a 0x8300 text is at most ~1 KB)
@@ -76,11 +77,13 @@ class Downlink:
 
     async def start(self):
         self.server.on_sessions_changed = self._wake.set
+        self.server.remote_probe = self.probe
         self._wake.set()
         self._task = asyncio.create_task(self._reconcile(), name="jt808-downlink")
 
     async def stop(self):
         self.server.on_sessions_changed = None
+        self.server.remote_probe = None
         await cancel_and_wait(self._task)
         for sub in self.subscriptions.values():
             try:
@@ -125,13 +128,18 @@ class Downlink:
             answer = {"error": str(exc), "node": self.node}
         await msg.respond(json.dumps(answer).encode())
 
-    async def request(self, op, account, **kwargs):
+    async def probe(self, account):
+        """True when another node holds `account`'s session and its link answers
+        (JT808Server refuses the login then, as it does on one node)."""
+        return await self.request("probe", account, wait=self.server.limits.liveness_probe + 2.0) is True
+
+    async def request(self, op, account, wait=TERMINAL_TIMEOUT + 2.0, **kwargs):
         """Run `op` on the node holding `account`'s terminal: its result, or False
-        when no node holds it or the holder did not answer in time."""
+        when no node holds it or the holder did not answer within `wait` seconds."""
         check(op, kwargs)
         data = json.dumps({"op": op, "args": kwargs}).encode()
         try:
-            reply = await self.nc.request(subject(account), data, timeout=TERMINAL_TIMEOUT + 2.0)
+            reply = await self.nc.request(subject(account), data, timeout=wait)
         except nats.errors.NoRespondersError:
             return False
         except (nats.errors.TimeoutError, asyncio.TimeoutError):

@@ -208,6 +208,7 @@ class JT808Server:
         self.vehicles = {v.account: VehicleState(v) for v in registry.by_account.values()}
         self.sessions = set()
         self.on_sessions_changed = None  # called (no argument) when a vehicle gains or loses its session
+        self.remote_probe = None         # cluster mode: async (account) -> True when another node's link answers
         self.frames_bad = 0
         self._listener = None
         self._watchdog = None
@@ -502,6 +503,16 @@ class JT808Server:
                     "peer": session.peer, "account": vehicle.account, "session_peer": old.peer})
                 session.abort()
                 return
+        elif self.remote_probe is not None and await self.remote_probe(vehicle.account):
+            # Cluster mode: another node holds this vehicle's session and its link
+            # answered that node's 0x8201: the same refusal as on one node.
+            self.refused["login while the session is alive"] += 1
+            self.closed["login_while_alive"] += 1
+            await self._respond(session, reply_to, RESULT_FAIL)
+            log.warning("authentication refused: the vehicle's session is alive on another node",
+                        extra={"peer": session.peer, "account": vehicle.account})
+            session.abort()
+            return
         if state.session is not None and state.session is not session:
             state.session.close()    # the terminal reconnected: the old link is dead
         state.session, session.state, session.phone = session, state, msg.phone
@@ -528,6 +539,21 @@ class JT808Server:
         if getattr(self.registry, "blocking", False):
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
+
+    async def probe(self, account):
+        """True when the session held here for `account` answers a 0x8201 within
+        liveness_probe (for another node where the vehicle is logging in)."""
+        state = self.vehicles.get(account)
+        if state is None or not self._alive(state.session):
+            return False
+        session = state.session
+        if await self._answers(session):
+            return True
+        # Half-open: the login elsewhere wins, as a reconnection does on one node.
+        log.warning("session closed: its link did not answer while the vehicle logged in on another node",
+                    extra={"account": account, "peer": session.peer})
+        session.close()
+        return False
 
     @staticmethod
     def _alive(session):

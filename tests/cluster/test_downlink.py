@@ -1,6 +1,8 @@
 """Issue 12: a platform command reaches the terminal whichever node holds its
 connection. Two gateway nodes on a real 3-node NATS cluster ([bus]); the terminal
-logs in on node A; the operator's commands start on node B."""
+logs in on node A; the operator's commands start on node B; a clone logging in on
+B while A's link is alive is refused (A probes its link for B), and the terminal
+moving to B once A's link is half-open wins."""
 import asyncio
 import json
 
@@ -10,7 +12,7 @@ from gateway import config as config_module
 from gateway.app import Gateway
 from gateway.vehicles import downlink
 from gateway.vehicles.codes import SOURCE_JT808
-from gateway.vehiclesim import Terminal
+from gateway.vehiclesim import Terminal, TerminalError
 from tests.gateway.helpers import address, wait_for
 from tests.support.ports import free_port, free_tcp_udp_port
 
@@ -24,7 +26,8 @@ def node_config(tmp_path, name, urls, db):
         "gateway": {"name": name},
         "store": {"path": str(db)},
         "receiver": {"listen": address(free_tcp_udp_port())},
-        "jt808": {"listen": address(free_port()), "registrations_path": str(tmp_path / "terminals.db")},
+        "jt808": {"listen": address(free_port()), "registrations_path": str(tmp_path / "terminals.db"),
+                  "liveness_probe_seconds": 1},
         "vehicles": {"fleet": [{"phone": PHONE, "plate": PLATE, "kind": "escort", "terminal_id": "ESC0001"}]},
         "bus": {"url": urls, "replicas": 3},
     }, tmp_path, name)
@@ -58,17 +61,28 @@ async def test_commands_from_any_node_reach_the_terminal_on_the_other(tmp_path, 
         with pytest.raises(ValueError):
             await b.vehicle_center.command("send_text", PHONE, text=5)
 
-        # the terminal goes: no node holds it, and B says so at once
+        # a clone with the stolen code logs in on B while the real link on A is alive: refused
+        clone = Terminal(PHONE, PLATE, terminal_id="ESC0001", auth_code=code)
+        with pytest.raises(TerminalError, match="authentication refused"):
+            await clone.login("127.0.0.1", b.vehicle_center.server.port)
+        await clone.close()
+        assert b.vehicle_center.server.refused["login while the session is alive"] == 1
+
+        # the link on A goes half-open, the terminal logs in on B: A's probe gets no
+        # answer, A closes its link, B's login wins, and A's commands now reach B
+        await terminal.go_silent()
+        moved = Terminal(PHONE, PLATE, terminal_id="ESC0001", auth_code=code)
+        await moved.login("127.0.0.1", b.vehicle_center.server.port)
+        await wait_for(lambda: not a.vehicle_center.downlink.subscriptions
+                       and PHONE in b.vehicle_center.downlink.subscriptions, what="the session moved to B")
+        assert await a.vehicle_center.send_text(PHONE, "hello via B") is True
+        assert [m.body.text for m in moved.received if m.msg_id == 0x8300] == ["hello via B"]
         await terminal.close()
-        await wait_for(lambda: not a.vehicle_center.downlink.subscriptions, what="A unsubscribed")
+
+        # the terminal goes: no node holds it, and A says so at once
+        await moved.close()
+        await wait_for(lambda: not b.vehicle_center.downlink.subscriptions, what="B unsubscribed")
         loop = asyncio.get_running_loop()
         started = loop.time()
-        assert await b.vehicle_center.acknowledge_alarm(PHONE) is False
+        assert await a.vehicle_center.acknowledge_alarm(PHONE) is False
         print("offline answered in %.3f s" % (loop.time() - started))
-
-        # it reconnects to node B: commands from A now reach it there
-        terminal2 = Terminal(PHONE, PLATE, terminal_id="ESC0001", auth_code=code)
-        await terminal2.login("127.0.0.1", b.vehicle_center.server.port)
-        assert await a.vehicle_center.send_text(PHONE, "hello via B") is True
-        assert [m.body.text for m in terminal2.received if m.msg_id == 0x8300] == ["hello via B"]
-        await terminal2.close()
