@@ -10,7 +10,9 @@
    and after, and how many were cut as slow readers.
 3. throughout both, one legitimate panel (its own address, known to the gateway
    from an earlier report) opens a new connection for each alarm, as panels do, and
-   waits for its ACK: ACK latency p50 / p99 / max and failures, per phase.
+   waits for its ACK: ACK latency p50 / p99 / max and failures, per phase. The panel
+   runs in its own process, so its figures are the gateway's, not this process's
+   event loop busy with 10,000 flood connections.
 
 The gateway runs in its own process (python -m gateway.service) with its default
 limits except those given here; the flood runs in this process.
@@ -151,6 +153,20 @@ class LegitPanel:
             await self.alarm()
             await asyncio.sleep(interval)
 
+    async def run_elsewhere(self, stop):
+        """run() in a child process until `stop` is set; its results become ours."""
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--panel-port", str(self.port), "--panel-seq", str(self.seq),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        await stop.wait()
+        child.stdin.close()                  # the child's signal to stop and report
+        out, _ = await child.communicate()
+        result = json.loads(out)
+        self.latencies += result["latencies"]
+        self.failures += result["failures"]
+        self.seq = result["seq"]
+
+
     def report(self, phase):
         lat = sorted(self.latencies)
         if not lat:
@@ -161,6 +177,17 @@ class LegitPanel:
               "max %.1f ms; %d failed" % (phase, len(lat), statistics.median(lat) * 1e3, p99 * 1e3, lat[-1] * 1e3,
                                           self.failures))
         self.latencies, self.failures = [], 0
+
+
+async def panel_child(port, seq):
+    """The child of run_elsewhere: alarms until stdin closes, then JSON on stdout."""
+    panel = LegitPanel(port)
+    panel.seq = seq
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)))
+    await panel.run(stop)
+    print(json.dumps({"latencies": panel.latencies, "failures": panel.failures, "seq": panel.seq}))
 
 
 async def idle_client(port, local, results, connect_gate):
@@ -231,7 +258,7 @@ async def main(args):
         stop = asyncio.Event()
         rss = []
         sampler = asyncio.create_task(sample_rss(gw.proc.pid, stop, rss))
-        panel_task = asyncio.create_task(panel.run(stop))
+        panel_task = asyncio.create_task(panel.run_elsewhere(stop))
         gate = asyncio.Semaphore(500)
         addresses = ["127.0.%d.%d" % (1 + i // 250, 1 + i % 250) for i in range(args.addresses)]
         flood = [asyncio.create_task(idle_client(gw.port, addresses[i % len(addresses)], results, gate))
@@ -264,7 +291,7 @@ async def main(args):
         stop = asyncio.Event()
         rss = []
         sampler = asyncio.create_task(sample_rss(gw.proc.pid, stop, rss))
-        panel_task = asyncio.create_task(panel.run(stop))
+        panel_task = asyncio.create_task(panel.run_elsewhere(stop))
         readers = [asyncio.create_task(slow_reader(gw.port, addresses[i % len(addresses)], stop, results))
                    for i in range(args.readers)]
         await asyncio.sleep(args.seconds)
@@ -300,4 +327,7 @@ if __name__ == "__main__":
     parser.add_argument("--readers", type=int, default=100, help="clients that never read")
     parser.add_argument("--seconds", type=float, default=10, help="how long the slow readers send")
     parser.add_argument("--first-frame-timeout", type=float, default=30)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--panel-port", type=int, help=argparse.SUPPRESS)     # the legit panel's own process
+    parser.add_argument("--panel-seq", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    asyncio.run(panel_child(args.panel_port, args.panel_seq) if args.panel_port else main(args))

@@ -118,9 +118,12 @@ class Gateway:
         vehicles = self.config.vehicles
         if vehicles is not None and vehicles.jt808 is not None:
             from gateway.vehicles.runtime import VehicleCenter
-            self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit)
+            self.vehicle_center = VehicleCenter(vehicles, self.pipeline.submit,
+                                                node=self.config.cluster.node if self.config.cluster else None)
             await self.vehicle_center.start()
             self.metrics.add_gauges(self.vehicle_center.gauges)
+            if self.bus is not None:
+                await self.vehicle_center.attach_downlink(self.bus.command_connection(), self.config.name)
         if vehicles is not None and vehicles.edge is not None:
             from gateway.vehicles.runtime import VehicleEdge
             self.vehicle_edge = VehicleEdge(vehicles.edge, self.pipeline.submit)
@@ -246,7 +249,8 @@ class Gateway:
 
     def degraded(self):
         """Reasons the gateway is degraded by its connection limits (for /healthz)."""
-        return self.receiver.degraded() if self.receiver is not None else []
+        return ((self.receiver.degraded() if self.receiver is not None else [])
+                + (self.vehicle_center.degraded() if self.vehicle_center is not None else []))
 
     async def _start_bus(self):
         from gateway.bus import Bus, Ingest

@@ -33,7 +33,7 @@ on the device's ACK path, which is what the bus is there to absorb.
 (nats-server 2.9 holds a quorum's copy in the OS page cache, fsync'd on its own
 schedule: that survives kill -9 of any process and the loss of one machine; losing
 power to two of three machines at once within the sync interval does not. 2.10's
-`sync_interval: always` closes that, at a cost per message; see docs/cluster-bus.md.)
+`sync_interval: always` closes that, at a cost per message; see docs/cluster.md, "The bus".)
 
 Deduplication. Every message carries the header Nats-Msg-Id = Event.dedup_key, the
 same key the store's unique constraint uses. A panel retrying on its backup
@@ -118,7 +118,7 @@ def active_streams(settings):
     return [(lane, name, root) for lane in LANES for name, root in streams_of(lane, settings.alarm_copies)]
 
 
-def _token(text):
+def subject_token(text):
     """A subject token: accounts are hex digits or terminal phone numbers, but a
     subject must never gain a '.', '*', '>' or blank from one."""
     return text if text.isalnum() and text.isascii() else "x" + text.encode().hex()
@@ -129,7 +129,7 @@ def subject_for(event, root=None):
     lane's first stream)."""
     if root is None:
         root = streams_of(lane_of(event))[0][1]
-    return "%s.%s.%s" % (root, event.event_class, _token(event.account))
+    return "%s.%s.%s" % (root, event.event_class, subject_token(event.account))
 
 
 @dataclass
@@ -195,6 +195,12 @@ class Bus:
                 nc = self.connections.get("bulk") or await self._connect("bulk", servers, randomize=True)
                 self.connections["bulk"] = nc
             self.connections[name] = nc
+
+    def command_connection(self):
+        """The connection for core-NATS requests between nodes (JT/T 808 downlink):
+        the first alarm stream's, so a command never queues behind a flood of
+        position publishes in the bulk connection's write buffer."""
+        return self.connections[active_streams(self.settings)[0][1]]
 
     async def _connect(self, role, servers, randomize):
         async def disconnected():

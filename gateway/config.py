@@ -154,32 +154,46 @@ def udp_defaults():
     return Limits(max_connections=256, max_per_address=16, reserved=64)
 
 
-RECEIVER_LIMIT_KEYS = ["max_connections", "max_connections_per_address", "reserved_connections",
-                       "first_frame_timeout_seconds", "idle_timeout_seconds", "max_output_bytes",
-                       "accept_backoff_max_seconds", "known_addresses", "socket_send_buffer_bytes",
-                       "max_frames_per_second", "frame_burst",
-                       "udp_max_in_flight", "udp_max_in_flight_per_address", "udp_reserved_in_flight"]
+
+
+
+# The keys of a TCP listener's limits, shared by [receiver] (DC-09) and [jt808]:
+# key -> (Limits field, minimum, maximum). What each bounds: gateway/netlimits.py.
+TCP_LIMIT_KEYS = {
+    "max_connections": ("max_connections", 1, 1_000_000),
+    "max_connections_per_address": ("max_per_address", 1, 1_000_000),
+    "reserved_connections": ("reserved", 0, 1_000_000),
+    "first_frame_timeout_seconds": ("first_frame_timeout", 0.1, 3600),
+    "idle_timeout_seconds": ("idle_timeout", 1, 86400),
+    "max_output_bytes": ("max_output", 256, 1 << 30),
+    "accept_backoff_max_seconds": ("accept_backoff_max", 0.05, 60),
+    "known_addresses": ("known_addresses", 1, 10_000_000),
+    "socket_send_buffer_bytes": ("send_buffer", 0, 1 << 30),
+    "max_frames_per_second": ("frame_rate", 0.1, 1_000_000),
+    "frame_burst": ("frame_burst", 1, 1_000_000),
+}
+
+
+def tcp_limits(table, defaults, clients="known clients"):
+    """A TCP listener's netlimits.Limits from `table`'s TCP_LIMIT_KEYS, each
+    defaulting to `defaults`' value (a Limits, left unchanged)."""
+    import dataclasses
+    values = {}
+    for key, (name, low, high) in TCP_LIMIT_KEYS.items():
+        default = getattr(defaults, name)
+        values[name] = type(default)(table.number(key, default, low, high))
+    limits = dataclasses.replace(defaults, **values)
+    if limits.reserved >= limits.max_connections:
+        raise table.error("reserved_connections", "not below max_connections (%d)" % limits.max_connections,
+                          "reserve a part of max_connections for %s, e.g. a tenth" % clients)
+    return limits
 
 
 def _receiver_limits(receiver):
     """[receiver] limits -> (TCP Limits, UDP Limits); see gateway/netlimits.py for
     what each bounds and why its default."""
     from gateway.netlimits import Limits
-    tcp = Limits()
-    tcp.max_connections = int(receiver.number("max_connections", tcp.max_connections, 1, 1_000_000))
-    tcp.max_per_address = int(receiver.number("max_connections_per_address", tcp.max_per_address, 1, 1_000_000))
-    tcp.reserved = int(receiver.number("reserved_connections", tcp.reserved, 0, 1_000_000))
-    if tcp.reserved >= tcp.max_connections:
-        raise receiver.error("reserved_connections", "not below max_connections (%d)" % tcp.max_connections,
-                             "reserve a part of max_connections for known panels, e.g. a tenth")
-    tcp.first_frame_timeout = receiver.number("first_frame_timeout_seconds", tcp.first_frame_timeout, 0.1, 3600)
-    tcp.idle_timeout = receiver.number("idle_timeout_seconds", tcp.idle_timeout, 1, 86400)
-    tcp.max_output = int(receiver.number("max_output_bytes", tcp.max_output, 256, 1 << 30))
-    tcp.accept_backoff_max = receiver.number("accept_backoff_max_seconds", tcp.accept_backoff_max, 0.05, 60)
-    tcp.known_addresses = int(receiver.number("known_addresses", tcp.known_addresses, 1, 10_000_000))
-    tcp.send_buffer = int(receiver.number("socket_send_buffer_bytes", tcp.send_buffer, 0, 1 << 30))
-    tcp.frame_rate = receiver.number("max_frames_per_second", tcp.frame_rate, 0.1, 1_000_000)
-    tcp.frame_burst = int(receiver.number("frame_burst", tcp.frame_burst, 1, 1_000_000))
+    tcp = tcp_limits(receiver, Limits(), "known panels")
     udp = udp_defaults()
     udp.max_connections = int(receiver.number("udp_max_in_flight", udp.max_connections, 1, 1_000_000))
     udp.max_per_address = int(receiver.number("udp_max_in_flight_per_address", udp.max_per_address, 1, 1_000_000))
@@ -351,7 +365,9 @@ def from_dict(data, base_dir=Path("."), source="config"):
                           heard_flush=ct.number("heard_flush_seconds", 1.0, 0.05, 60))
 
     receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds",
-                                       "replay_cache_size"] + RECEIVER_LIMIT_KEYS)
+                                       "replay_cache_size"] + list(TCP_LIMIT_KEYS)
+                                      + ["udp_max_in_flight", "udp_max_in_flight_per_address",
+                                         "udp_reserved_in_flight"])
     receiver_limits, udp_limits = _receiver_limits(receiver)
     receiver_listen = receiver.address("listen")
     ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
@@ -454,7 +470,9 @@ def from_dict(data, base_dir=Path("."), source="config"):
     if any(section in data for section in vehicles_config.SECTIONS):
         vehicles = vehicles_config.from_dict(data, base_dir, source)
         if vehicles.jt808 is not None and vehicles.jt808.registrations_path is None:
-            vehicles.jt808.registrations_path = store_path.with_name("jt808-terminals.sqlite")
+            # Cluster mode: in the shared database, so a terminal registered on one
+            # node authenticates on any (gateway/vehicles/pgregistry.py).
+            vehicles.jt808.registrations_path = store_url or store_path.with_name("jt808-terminals.sqlite")
         retention = vehicles_config.retention_with_positions(retention, vehicles)
         secrets += vehicles.secrets
     console = None

@@ -18,6 +18,9 @@ their own, and a short reporting interval so supervision shows within a minute
 (one panel's line is cut after 20 s and restored after 60 s, earlier when
 --duration is shorter). Stops on Ctrl-C, or after --duration seconds, stops every
 panel process, then verifies both hash-chained logs.
+
+`jifang demo --cluster` runs the compound against two gateway nodes on a private
+NATS JetStream cluster and PostgreSQL instead, and kills one: gateway/demo_cluster.py.
 """
 import asyncio
 import logging
@@ -69,9 +72,17 @@ def add_arguments(parser):
                         help="run the Python panel simulator instead of the firmware (MicroPython processes)")
     parser.add_argument("--poll-ms", type=int, default=DEMO_POLL_MS,
                         help="firmware panels' input polling period (default %(default)s ms)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="two gateway nodes on a local 3-node NATS cluster and PostgreSQL; one is killed halfway"
+                             " (gateway/demo_cluster.py)")
+    from gateway import demo_cluster
+    demo_cluster.add_arguments(parser)
 
 
 def run(args):
+    if args.cluster:
+        from gateway import demo_cluster
+        return demo_cluster.run(args)
     if not 1 <= args.panels <= 24:
         print("--panels must be 1..24 (the example compound has 24)", file=sys.stderr)
         return 2

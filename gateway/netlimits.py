@@ -24,6 +24,11 @@ ops listeners are meant to):
 
 For UDP (no connections), ConnectionLimiter alone bounds the datagrams in flight:
 `ticket = limiter.admit(address)`, then `ticket.release()` when handled.
+
+For a listener whose protocol is a library's (aiohttp's web server for /healthz and
+/metrics), serve_protocol(factory, ...) applies the same admission and accept
+backoff, and bounds each connection's lifetime (max_lifetime) instead of reading
+for it; `listener.known(transport)` marks a client that made a valid request.
 """
 import asyncio
 import errno
@@ -101,6 +106,7 @@ class Limits:
     degraded_for: float = 60.0
     frame_rate: float = 20.0
     frame_burst: int = 100
+    max_lifetime: float = 0.0       # serve_protocol only: seconds a connection may live (0: no bound)
 
 
 class Ticket:
@@ -321,7 +327,9 @@ class Connection:
         wait = self.rate.delay(frames) if frames else 0.0
         if wait > 0:
             self.listener.limiter.count("throttled", "frame_rate")
-            await asyncio.sleep(wait)
+            # Never past the deadline: a connection sending nothing but such frames
+            # is closed when its deadline comes, not when its penalty ends.
+            await asyncio.sleep(min(wait, self.deadline.remaining()))
 
     async def read(self, n):
         """Up to n bytes; b"" at EOF, when the deadline passed, or once cut."""
@@ -474,6 +482,99 @@ class Listener:
 async def serve(handler, host, port, *, name, limits=None):
     """Listen on host:port; handler(Connection) runs for each admitted connection."""
     listener = Listener(handler, name, limits or Limits())
+    await listener.start(host, port)
+    return listener
+
+
+class _Counted(asyncio.Protocol):
+    """Wraps a library's protocol: hands every call through, and gives the
+    connection's ticket back when it is lost. Also closes the connection when its
+    lifetime ends: an HTTP client that sends its request one byte a minute, or none,
+    would otherwise hold its slot for ever (aiohttp has no such deadline)."""
+
+    def __init__(self, inner, listener, ticket):
+        self.inner, self.listener, self.ticket = inner, listener, ticket
+        self.transport = self.timer = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.listener.connections.add(self)
+        if self.listener.limits.max_lifetime:
+            self.timer = asyncio.get_running_loop().call_later(self.listener.limits.max_lifetime, self._expire)
+        self.inner.connection_made(transport)
+
+    def _expire(self):
+        self.listener.limiter.count("closed", "lifetime")
+        self.transport.abort()
+
+    def data_received(self, data):
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def pause_writing(self):
+        self.inner.pause_writing()
+
+    def resume_writing(self):
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc):
+        if self.timer is not None:
+            self.timer.cancel()
+        self.listener.connections.discard(self)
+        self.ticket.release()
+        self.inner.connection_lost(exc)
+
+
+class ProtocolListener(Listener):
+    """A Listener handing admitted sockets to a protocol factory (see serve_protocol)."""
+
+    def __init__(self, factory, name, limits, ssl=None):
+        super().__init__(None, name, limits)
+        self.factory = factory
+        self.ssl = ssl
+
+    async def _run(self, sock, addr, ticket):
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _Counted(self.factory(), self, ticket), sock, ssl=self.ssl)
+        except OSError:
+            ticket.release()
+            sock.close()
+
+    def known(self, transport):
+        """The client on `transport` proved itself (a valid request): its address may
+        use the reserve from now on."""
+        for conn in self.connections:
+            if conn.transport is transport:
+                conn.ticket.promote()
+                return
+
+    async def close(self):
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            await asyncio.gather(self._accept_task, return_exceptions=True)
+        for sock in self.sockets:
+            sock.close()
+        for conn in list(self.connections):
+            conn.transport.close()
+
+
+class ListenerSlot:
+    """Where an app made before its listener finds it later (to mark clients known)."""
+
+    listener = None
+
+    def known(self, transport):
+        if self.listener is not None:
+            self.listener.known(transport)
+
+
+async def serve_protocol(factory, host, port, *, name, limits, ssl=None):
+    """Listen on host:port; each admitted connection gets factory()'s protocol
+    (over TLS with `ssl`, an SSLContext)."""
+    listener = ProtocolListener(factory, name, limits, ssl)
     await listener.start(host, port)
     return listener
 

@@ -5,6 +5,11 @@ forwarder has either nothing queued or its upstream reachable, and no connection
 limit refused clients in the last minute (gateway/netlimits.py); otherwise 503
 {"status": "degraded", ...} naming what is wrong, for a load balancer or a watchdog.
 
+The listener is netlimits' (ops_limits()): a few connections, a few per address, a
+reserve for clients that made a valid request before (the monitoring system), and a
+lifetime bound, so a flood of idle or trickling connections at this port can neither
+take the process's file descriptors nor keep the monitor out.
+
 Both say things an outsider should not learn (how many panels are connected, which
 NAK reasons an attack produces, forwarder names): with `[http] token` set they answer
 only requests carrying `Authorization: Bearer <token>`. Bound to anything but a
@@ -17,7 +22,16 @@ import logging
 
 from aiohttp import web
 
+from gateway import netlimits
+
 log = logging.getLogger("jifang.ops")
+
+
+def ops_limits():
+    """A monitor and a scraper or two use this port: 64 connections, 8 per address
+    not yet known, 16 kept for addresses that made a valid request, each connection
+    closed after 30 s (a scraper's keep-alive connection is opened again at no cost)."""
+    return netlimits.Limits(max_connections=64, max_per_address=8, reserved=16, max_lifetime=30.0)
 
 
 def is_loopback(host):
@@ -33,6 +47,7 @@ class OpsServer:
     def __init__(self, gateway):
         self.gateway = gateway
         self.runner = None
+        self.listener = None
         self.address = None
 
     async def start(self, host, port):
@@ -43,14 +58,23 @@ class OpsServer:
                         extra={"listen": "%s:%d" % (host, port),
                                "fix": 'set [http] token = "..." (sent as Authorization: Bearer ...), '
                                       'or listen on 127.0.0.1'})
-        app = web.Application(middlewares=[self._require_token] if token else [])
+        app = web.Application(middlewares=([self._require_token] if token else []) + [self._known])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        self.address = self.runner.addresses[0][:2]
+        self.listener = await netlimits.serve_protocol(self.runner.server, host, port, name="ops",
+                                                       limits=ops_limits())
+        self.address = self.listener.address
+        self.gateway.metrics.add_gauges(self.listener.samples)
+
+    @web.middleware
+    async def _known(self, request, handler):
+        """A request that got this far (past the token, when there is one) makes its
+        address known: it may use the reserve when a flood fills the rest."""
+        response = await handler(request)
+        self.listener.known(request.transport)
+        return response
 
     @web.middleware
     async def _require_token(self, request, handler):
@@ -60,6 +84,8 @@ class OpsServer:
         return await handler(request)
 
     async def stop(self):
+        if self.listener is not None:
+            await self.listener.close()
         if self.runner:
             await self.runner.cleanup()
 

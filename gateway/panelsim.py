@@ -34,7 +34,8 @@ class _Pending:
         self.seq = seq
         self.occurred = occurred
         self.position = position
-        self.sent_at = None
+        self.sent_at = None             # time.monotonic() of its first transmission
+        self.acked_at = None            # ... and of its ACK
         self.acked = asyncio.get_running_loop().create_future()
 
 
@@ -53,10 +54,17 @@ class _UDPLink(asyncio.DatagramProtocol):
 
 class Panel:
     def __init__(self, account, key, receiver, transport="tcp", link_test_interval=30.0,
-                 ack_timeout=3.0, retry_max=5.0):
+                 ack_timeout=3.0, retry_max=5.0, failover=2):
+        """`receiver`: (host, port), or a list of them, primary first: after `failover`
+        failed attempts in a row the panel moves to the next one, as the firmware's
+        reporter does (firmware/core/reporter.py), and stays there."""
         self.account = account
         self.key = key
-        self.receiver = receiver
+        self.receivers = list(receiver) if isinstance(receiver, list) else [receiver]
+        self.receiver_index = 0
+        self.receiver = self.receivers[0]
+        self.failover = failover
+        self._failures = 0
         self.transport = transport
         self.link_test_interval = link_test_interval
         self.ack_timeout = ack_timeout
@@ -111,6 +119,7 @@ class Panel:
                     await self._transmit(self.buffer[0])
                     last_sent = time.monotonic()
                     backoff = 0.2
+                    self._failures = 0
                     continue
                 idle = self.link_test_interval - (time.monotonic() - last_sent)
                 if idle <= 0:
@@ -125,6 +134,13 @@ class Panel:
             except (OSError, asyncio.TimeoutError, _Retry) as exc:
                 await self._close()
                 log.debug("panel retrying", extra={"account": self.account, "error": repr(exc)})
+                self._failures += 1
+                if len(self.receivers) > 1 and self._failures >= self.failover:
+                    self._failures = 0
+                    self.receiver_index = (self.receiver_index + 1) % len(self.receivers)
+                    self.receiver = self.receivers[self.receiver_index]
+                    backoff = 0.2           # a fresh receiver: no reason to wait long for it
+                    continue
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry_max)
 
@@ -143,6 +159,7 @@ class Panel:
                 item.acked.set_result(False)
             return
         self.buffer.popleft()
+        item.acked_at = time.monotonic()
         self.acked.append(item)
         if not item.acked.done():
             item.acked.set_result(True)

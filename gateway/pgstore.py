@@ -226,18 +226,30 @@ GRANT EXECUTE ON FUNCTION jifang_purge(jsonb, text[]), lock_chain_head() TO {rol
 
 def install_schema(admin_url, gateway_role, schema="public", min_retention_days=30):
     """Create the log's tables, triggers and purge function as their owner (the role
-    of `admin_url`), and grant `gateway_role` what a gateway needs and no more.
+    of `admin_url`), the console's tables (schema console) and the JT/T 808
+    registrations' (schema jt808), and grant `gateway_role` what a gateway needs
+    and no more.
     Run once per database (`jifang log init-db`); the gateway never owns its log."""
     import psycopg
     from psycopg import sql
     role = sql.Identifier(gateway_role).as_string(None)
     schema_id = sql.Identifier(schema).as_string(None)
+    from gateway.console import pgdb as console_tables
+    from gateway.vehicles import pgregistry
     with psycopg.connect(admin_url, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("SET LOCAL search_path = %s" % schema_id)
-            conn.execute(SCHEMA.replace("{genesis}", GENESIS).replace("{schema}", schema_id)
-                         .replace("{min_days}", str(int(min_retention_days))).replace("{{}}", "{}"))
-            conn.execute(GRANTS.format(schema=schema_id, role=role))
+            # Run again on a database that has its log (an upgrade), it only adds
+            # what is missing: the console's and the registrations' tables.
+            if conn.execute("SELECT to_regclass('log') IS NULL").fetchone()[0]:
+                conn.execute(SCHEMA.replace("{genesis}", GENESIS).replace("{schema}", schema_id)
+                             .replace("{min_days}", str(int(min_retention_days))).replace("{{}}", "{}"))
+                conn.execute(GRANTS.format(schema=schema_id, role=role))
+            # The console's records and the JT/T 808 registrations, shared by the
+            # nodes: each in its own schema of the same database.
+            console_tables.install(conn, role)
+            pgregistry.install(conn, role)
+            conn.execute("SET LOCAL search_path = %s" % schema_id)
 
 
 class PgEventLog:

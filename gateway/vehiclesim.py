@@ -50,8 +50,13 @@ class Terminal:
 
     # -- link -----------------------------------------------------------------------
 
-    async def connect(self, host, port):
-        self.reader, self.writer = await asyncio.open_connection(host, port)
+    async def connect(self, host, port, local_addr=None, sock=None):
+        """local_addr: (host, port) to connect from (a test playing several hosts on
+        loopback); sock: a socket already connected (one with its own buffer sizes)."""
+        if sock is not None:
+            self.reader, self.writer = await asyncio.open_connection(sock=sock)
+        else:
+            self.reader, self.writer = await asyncio.open_connection(host, port, local_addr=local_addr)
         self._splitter = jt808.FrameSplitter()
         self._reader_task = asyncio.create_task(self._read())
         return self
@@ -94,7 +99,10 @@ class Terminal:
             if not self.connected:       # the reader is gone: no answer can come
                 raise TerminalError("connection closed")
             await self.send(msg)
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives as the answer does, and a cancelled terminal would go on reporting.
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self._waiting.pop(msg.flow, None)
 
@@ -149,11 +157,11 @@ class Terminal:
         body = jt808.Authenticate(code, self.imei, self.software) if self.version == 2019 else jt808.Authenticate(code)
         return (await self.call(self.message(0x0102, body))).result
 
-    async def login(self, host, port):
+    async def login(self, host, port, local_addr=None):
         """Connect, register unless it holds a code, authenticate: what a terminal
         does at power-up. The code is kept (`auth_code`) for the next login, as a real
         terminal keeps it: the center answers one registration per terminal."""
-        await self.connect(host, port)
+        await self.connect(host, port, local_addr)
         if self.auth_code is None:
             result, code = await self.register()
             if result != 0:
@@ -233,8 +241,9 @@ async def run_terminal(i, host, port, rate, until, stats, version=2013, stop=Non
             next_at += 1 / rate
             if stop is not None:
                 try:
-                    await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(max(0.0, next_at - time.monotonic())):
+                        await stop.wait()
+                except TimeoutError:
                     pass
             else:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -217,6 +217,11 @@ class FrameSplitter:
         self.discarded = 0
         self._buf = bytearray()      # the open frame from its 7E, or empty
 
+    @property
+    def pending(self):
+        """True while bytes of an incomplete frame are held."""
+        return bool(self._buf)
+
     def feed(self, data):
         frames = []
         data = bytes(data)

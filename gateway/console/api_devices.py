@@ -84,7 +84,7 @@ async def walk_test(request):
     if (action == "start") == (device_state.walk_test is not None):
         return error(409, "a walk test is %s running on %s" % ("already" if action == "start" else "not", account))
     user, now = request[USER], ctx.settings.now_ms()
-    await ctx.db.add_walk_test(account, action, user["username"], now)
+    ctx.walk_tests_seen.add(await ctx.db.add_walk_test(account, action, user["username"], now))
     ctx.state.walk_test(account, action, user["username"], now)
     await ctx.register(request, "walk-test", "%s walk test of device %s" % (action, account), "device setup")
     return web.json_response(device_state.to_dict())

@@ -38,11 +38,13 @@ from gateway.console.keys import CONSOLE, REGISTERED, USER
 from gateway.console.passwords import HashPool
 from gateway.console.settings import ConsoleSettings
 from gateway.console.source import log_reader
-from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, belongs_in_queue
+from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, apply_handling, belongs_in_queue
+from gateway.store import is_postgres_url
 
 log = logging.getLogger("jifang.console")
 
 STATIC_DIR = Path(__file__).parent / "static"
+ESCALATION_LEASE = "console-escalation"
 
 
 class Console:
@@ -64,6 +66,14 @@ class Console:
         self._early = []          # events committed while the state was loading
         self._loaded = False
         self._housekeeper = None
+        # Cluster mode: the console's records are shared (PostgreSQL), so what an
+        # operator did on another node's console is read back into this node's
+        # queue, and escalation runs on the one node holding its lease.
+        self.shared = is_postgres_url(db_path)
+        self.leases = None
+        self.escalating = not self.shared
+        self._handling_follower = None
+        self.walk_tests_seen = set()      # walk-test row ids already in the state (ours and followed)
 
     async def start(self):
         await self.db.open()
@@ -78,19 +88,42 @@ class Console:
         disposed = await self.db.disposed_ids(start_id)
         queued = [e for e in queueable if belongs_in_queue(e) and e["id"] not in disposed]
         handling = await self.db.handling([e["id"] for e in queued])
-        self.state.load(last_report, state_events, queued, handling, await self.db.walk_tests())
+        walk_tests = await self.db.walk_tests_after(0)
+        self.walk_tests_seen = {row["id"] for row in walk_tests}
+        self.state.load(last_report, state_events, queued, handling, walk_tests)
         self._loaded = True
         for row in self._early:
             if row["id"] > head:
                 self.state.on_event(row)
         self._early = []
         self._housekeeper = asyncio.create_task(self._housekeeping(), name="console-housekeeping")
+        if self.shared:
+            self._handling_follower = asyncio.create_task(self._follow_handling(), name="console-handling")
+            self._start_lease()
         log.info("console started", extra={"queued": len(self.state.queue), "devices": len(self.state.devices)})
 
+    def _start_lease(self):
+        from gateway.lease import Leases
+        cluster = self.source.cluster
+        node = (cluster.node if cluster else "console") + "/console"
+        self.leases = Leases(self.db.path, node, poll=cluster.lease_poll if cluster else 1.0,
+                             timeout=cluster.lease_timeout if cluster else 2.0)
+
+        async def acquired():
+            self.escalating = True
+
+        async def lost():
+            self.escalating = False
+        self.leases.add(ESCALATION_LEASE, acquired, lost)
+        self.leases.start()
+
     async def stop(self):
-        if self._housekeeper:
-            self._housekeeper.cancel()
-            await asyncio.gather(self._housekeeper, return_exceptions=True)
+        for task in (self._housekeeper, self._handling_follower):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.stop()
         if self.source.close is not None:
             await self.source.close()
         await self.reader.close()
@@ -134,11 +167,59 @@ class Console:
         interval = max(0.2, min(5.0, self.settings.escalate_after_seconds / 4))
         while True:
             await asyncio.sleep(interval)
+            if not self.escalating:        # cluster mode: another node's console escalates
+                continue
             try:
                 await self.escalate_due()
                 await self.drop_expired_sessions()
             except Exception as exc:
                 log.error("console housekeeping failed", extra={"error": repr(exc)})
+
+    async def refresh_handling(self):
+        """Cluster mode: fold what operators did on other nodes' consoles (takes,
+        assignments, dispatches, escalations, disposals; walk tests started or
+        ended) into this node's queue and device states.
+        Reads the handling of the alarms queued here: a bounded set (the open
+        alarms), whatever the order in which other nodes' rows were committed."""
+        await self._refresh_walk_tests()
+        ids = list(self.state.queue)
+        if not ids:
+            return
+        handling = await self.db.handling(ids)
+        for event_id, done in handling.items():
+            item = self.state.queue.get(event_id)
+            if item is None:
+                continue
+            d = done["disposition"]
+            if d is not None:
+                self.state.disposed(event_id, {"id": event_id, "outcome": d["outcome"], "note": d["note"],
+                                               "operator": d["operator"], "at_ms": d["at_ms"]})
+                continue
+            before = (item["assignee"], item["assigned_at_ms"], item["escalated_at_ms"], len(item["dispatches"]))
+            apply_handling(item, done)
+            if (item["assignee"], item["assigned_at_ms"], item["escalated_at_ms"], len(item["dispatches"])) != before:
+                self.state._emit("alarm", item)
+
+    # Ids are drawn at insert, rows become visible at commit: a row of another node
+    # may appear below the highest id seen. Reading back this many ids below it
+    # (walk tests are a handful a day) catches those; the ids seen skip the rest.
+    WALK_TEST_LOOKBACK = 64
+
+    async def _refresh_walk_tests(self):
+        mark = max(self.walk_tests_seen, default=0) - self.WALK_TEST_LOOKBACK
+        for row in await self.db.walk_tests_after(max(0, mark)):
+            if row["id"] not in self.walk_tests_seen:
+                self.walk_tests_seen.add(row["id"])
+                self.state.walk_test(row["account"], row["action"], row["username"], row["at_ms"])
+
+    async def _follow_handling(self):
+        interval = max(0.05, self.settings.live_poll_ms / 1000)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh_handling()
+            except Exception as exc:       # the database restarting: read again at the next round
+                log.warning("console could not read the shared alarm handling", extra={"error": repr(exc)})
 
     async def register(self, request, action, what, purpose, records=0):
         """Write one entry in the access register (who, when, what, why)."""

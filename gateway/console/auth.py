@@ -35,7 +35,7 @@ import secrets
 
 from aiohttp import web
 
-from gateway.console.keys import CONSOLE, REGISTERED, USER
+from gateway.console.keys import CONSOLE, NET_LISTENER, REGISTERED, USER
 from gateway.console.roles import allowed
 
 COOKIE = "jifang_console"
@@ -130,6 +130,8 @@ async def access_middleware(request, handler):
         raise request.match_info.http_exception
     permission = handler_permission(request)
     request[USER] = user = await current_user(request)
+    if user is not None:
+        mark_known(request)
     if permission is None:
         return await handler(request)
     if user is None:
@@ -203,7 +205,16 @@ def cookie_is_secure(request, settings):
     return settings.secure_cookies or served_over_tls(request)
 
 
+def mark_known(request):
+    """A logged-in operator's address may use the connection reserve from now on
+    (gateway/netlimits.py), whatever a flood from new addresses takes."""
+    slot = request.app.get(NET_LISTENER)
+    if slot is not None:
+        slot.known(request.transport)
+
+
 def set_session_cookie(response, token, request, settings):
+    mark_known(request)                  # a session is issued only to a successful login
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=cookie_is_secure(request, settings),
                         path="/", max_age=int(settings.session_max_hours * 3600))
 

@@ -14,6 +14,10 @@ is recorded in this file instead:
   meta             the event id the console started from (older alarms were
                    handled before it existed and are not queued)
 
+Cluster mode (`[store] url = "postgresql://..."`): the same tables in the log's
+database, shared by every node's console (gateway/console/pgdb.py); `AsyncConsoleDB`
+picks the engine from its location (a path or a URL).
+
 `ConsoleDB` is synchronous; `AsyncConsoleDB` runs every method on one dedicated
 thread, so the event loop never waits on an fsync and the connection stays on
 one thread (the same arrangement as gateway.store.Store).
@@ -287,8 +291,15 @@ class ConsoleDB:
     # -- walk tests -----------------------------------------------------------------
 
     def add_walk_test(self, account, action, username, now_ms):
-        self.db.execute("INSERT INTO walk_tests (account, action, username, at_ms) VALUES (?,?,?,?)",
-                        (account, action, username, now_ms))
+        """The new row's id."""
+        return self.db.execute("INSERT INTO walk_tests (account, action, username, at_ms) VALUES (?,?,?,?)",
+                               (account, action, username, now_ms)).lastrowid
+
+    def walk_tests_after(self, after_id):
+        """Walk-test rows above an id, oldest first, with their ids (cluster mode:
+        what other nodes' consoles started or ended)."""
+        return self._all("SELECT id, account, action, username, at_ms FROM walk_tests WHERE id > ? ORDER BY id",
+                         (after_id,))
 
     def walk_tests(self):
         """Every walk-test row, oldest first (a handful per device per year)."""
@@ -326,6 +337,16 @@ class ConsoleDB:
         return self._all(sql + " ORDER BY id DESC LIMIT ?", args + [limit])
 
 
+def database_class(location):
+    """ConsoleDB for a SQLite path, PgConsoleDB (shared by the cluster's nodes) for a
+    postgresql:// URL."""
+    from gateway.store import is_postgres_url
+    if is_postgres_url(location):
+        from gateway.console.pgdb import PgConsoleDB
+        return PgConsoleDB
+    return ConsoleDB
+
+
 class AsyncConsoleDB:
     """ConsoleDB seen from the event loop: `await db.method(...)` runs
     `ConsoleDB.method` on the database's own thread."""
@@ -334,9 +355,10 @@ class AsyncConsoleDB:
         self.path = path
         self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-db")
         self._db = None
+        self._cls = database_class(path)
 
     async def open(self):
-        self._db = await self._run(ConsoleDB, self.path)
+        self._db = await self._run(self._cls, self.path)
 
     async def close(self):
         if self._db is not None:
@@ -348,7 +370,7 @@ class AsyncConsoleDB:
         return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
 
     def __getattr__(self, name):
-        method = getattr(ConsoleDB, name)
+        method = getattr(self._cls, name)
 
         async def call(*args, **kwargs):
             return await self._run(method, self._db, *args, **kwargs)

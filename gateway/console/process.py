@@ -30,6 +30,7 @@ argon2 pool keeps hashing off the loop either way); tests that drive the
 console's internals use that, or create_app directly.
 """
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -58,7 +59,10 @@ class ConsoleProcess:
         release = None
         if release_vehicle is not None:
             async def release(account, by, reason):
-                return release_vehicle(account, by, reason)
+                released = release_vehicle(account, by, reason)
+                if inspect.isawaitable(released):      # cluster mode: run off the loop
+                    released = await released
+                return released
         self.calls = {"dispatch": dispatch, "alarm_disposed": on_disposed, "release_vehicle": release}
         self.settings = settings
         self.geofences = tuple(geofences)
@@ -296,10 +300,8 @@ def _read_bootstrap():
 
 
 async def _child_main(boot, protocol):
-    from aiohttp import web
-
     from gateway.console.app import create_app
-    from gateway.console.serve import console_db_path, ssl_context
+    from gateway.console.serve import console_db_path, serve_app
     from gateway.console.source import EventSource
 
     protocol.loop = loop = asyncio.get_running_loop()
@@ -332,9 +334,7 @@ async def _child_main(boot, protocol):
     app = create_app(source, console_db_path(config, settings), dispatch if "dispatch" in boot["calls"] else None,
                      settings, alarm_disposed if "alarm_disposed" in boot["calls"] else None,
                      release_vehicle=release_vehicle if "release_vehicle" in boot["calls"] else None)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, *settings.listen, ssl_context=ssl_context(settings)).start()
+    runner = await serve_app(app, settings)
     protocol.send({"ready": list(runner.addresses[0][:2])})
     try:
         await stop.wait()

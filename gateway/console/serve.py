@@ -15,7 +15,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import netlimits
 from gateway.console.app import create_app
+from gateway.console.keys import NET_LISTENER
 from gateway.console.settings import from_table
 from gateway.console.source import EventSource
 
@@ -31,9 +33,39 @@ def ssl_context(settings):
     return context
 
 
+async def serve_app(app, settings):
+    """Run `app` on settings.listen behind netlimits' admission (totals, per
+    address, a reserve for addresses an operator logged in from, accept backoff);
+    returns the AppRunner, whose cleanup() also closes the listener."""
+    slot = app[NET_LISTENER] = netlimits.ListenerSlot()     # set before the app is frozen
+    runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
+    await runner.setup()
+    limits = netlimits.Limits(max_connections=settings.max_connections,
+                              max_per_address=settings.max_connections_per_address,
+                              reserved=settings.reserved_connections)
+    slot.listener = await netlimits.serve_protocol(runner.server, *settings.listen, name="console", limits=limits,
+                                                   ssl=ssl_context(settings))
+    return _Runner(runner, slot.listener)
+
+
+class _Runner:
+    """What start_console returns for the inline console: its address, and
+    cleanup() closing the listener, then the app."""
+
+    def __init__(self, runner, listener):
+        self.runner, self.listener = runner, listener
+        self.addresses = [listener.address]
+
+    async def cleanup(self):
+        await self.listener.close()
+        await self.runner.cleanup()
+
+
 def console_db_path(gateway_config, settings):
-    """Where the console keeps its records: as configured, else next to the event log."""
-    return settings.db_path or Path(gateway_config.store_path).with_name("console.sqlite")
+    """Where the console keeps its records: as configured, else in the cluster's
+    database (cluster mode: shared by every node's console, gateway/console/pgdb.py),
+    else next to the event log."""
+    return settings.db_path or gateway_config.store_url or Path(gateway_config.store_path).with_name("console.sqlite")
 
 
 async def start_console(gateway, settings, dispatch=None, geofences=(), on_disposed=None):
@@ -52,10 +84,7 @@ async def start_console(gateway, settings, dispatch=None, geofences=(), on_dispo
     source = EventSource.from_gateway(gateway, geofences)
     app = create_app(source, console_db_path(gateway.config, settings), dispatch, settings, on_disposed,
                      release_vehicle=center.release if center is not None else None)
-    runner = web.AppRunner(app, access_log=None)   # no access log: URLs carry search terms, nothing needs them twice
-    await runner.setup()
-    await web.TCPSite(runner, *settings.listen, ssl_context=ssl_context(settings)).start()
-    return runner
+    return await serve_app(app, settings)
 
 
 def load(path):

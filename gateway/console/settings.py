@@ -40,7 +40,8 @@ from gateway.config import ConfigError, parse_address
 KNOWN_KEYS = ("listen", "db_path", "escalate_after_seconds", "session_idle_minutes", "session_max_hours",
               "login_max_failures", "login_address_max_failures", "login_window_minutes", "login_backoff_seconds",
               "login_lockout_seconds", "hash_workers", "hash_queue", "hash_niceness", "tls_cert_file", "tls_key_file",
-              "secure_cookies", "trusted_proxies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites")
+              "secure_cookies", "trusted_proxies", "process", "process_niceness", "live_poll_ms", "vehicle_track_hours", "sites",
+              "max_connections", "max_connections_per_address", "reserved_connections")
 PROCESS_MODES = ("child", "inline")
 
 
@@ -67,6 +68,12 @@ class ConsoleSettings:
     process_niceness: int = 10
     live_poll_ms: int = 200
     vehicle_track_hours: float = 24
+    # The listener's limits (gateway/netlimits.py): browsers open ~6 connections each
+    # and keep a WebSocket; a flood of idle connections from new addresses leaves the
+    # reserve to addresses an operator logged in from.
+    max_connections: int = 1000
+    max_connections_per_address: int = 64
+    reserved_connections: int = 100
     sites: dict = field(default_factory=dict)        # account -> {"zones": {zone: name}, "contacts": [...]}
     clock: object = time.time                        # seconds; tests pass their own
 
@@ -125,6 +132,13 @@ def from_table(table, base_dir=Path("."), source="config"):
         raise ConfigError("console.tls_cert_file", str(settings.tls_cert_file), "needs tls_key_file too (and the reverse)",
                           "give both, PEM files", source)
     settings.vehicle_track_hours = _number(table, "vehicle_track_hours", 24, 0.1, source)
+    settings.max_connections = int(_number(table, "max_connections", 1000, 1, source))
+    settings.max_connections_per_address = int(_number(table, "max_connections_per_address", 64, 1, source))
+    settings.reserved_connections = int(_number(table, "reserved_connections", 100, 0, source))
+    if settings.reserved_connections >= settings.max_connections:
+        raise ConfigError("console.reserved_connections", settings.reserved_connections,
+                          "not below max_connections (%d)" % settings.max_connections,
+                          "reserve a part of max_connections for operators' addresses, e.g. a tenth", source)
     secure = table.get("secure_cookies", False)
     if not isinstance(secure, bool):
         raise ConfigError("console.secure_cookies", secure, "expected true or false", "write true behind HTTPS", source)

@@ -21,10 +21,13 @@ before it is durably stored, and gets each one once, in log order, as an `event_
 import asyncio
 import concurrent.futures
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 
 from gateway.event import priority_of
+
+log = logging.getLogger("jifang.console")
 
 
 @dataclass
@@ -35,6 +38,8 @@ class EventSource:
     devices: dict = field(default_factory=dict)   # account -> gateway.config.Device (the registry)
     geofences: tuple = ()                         # gateway.vehicles.geofence.Geofence, drawn on the map
     close: object = None                          # async fn(): stop what subscribe started
+    cluster: object = None                        # gateway.config.Cluster in cluster mode: the node's name
+                                                  # and lease timings (escalation runs on one node)
 
     @classmethod
     def from_gateway(cls, gateway, geofences=()):
@@ -44,7 +49,8 @@ class EventSource:
             # The gateway hands over Stored events; the console works on event rows.
             return gateway.subscribe_committed(lambda stored: listener(stored_row(stored)))
         return cls(gateway.config.store_url or gateway.config.store_path, subscribe,
-                   {a: d for a, d in gateway.config.devices.items() if a != "*"}, tuple(geofences))
+                   {a: d for a, d in gateway.config.devices.items() if a != "*"}, tuple(geofences),
+                   cluster=gateway.config.cluster)
 
     @classmethod
     def from_log(cls, config, geofences=(), poll_s=0.2):
@@ -52,7 +58,7 @@ class EventSource:
         `config` (gateway.config.GatewayConfig) describes, tailed every `poll_s`."""
         tail = LogTail(config.store_url or config.store_path, poll_s)
         return cls(config.store_url or config.store_path, tail.start, {a: d for a, d in config.devices.items() if a != "*"},
-                   tuple(geofences), tail.close)
+                   tuple(geofences), tail.close, cluster=config.cluster)
 
 
 def event_row(row_id, body):
@@ -188,14 +194,48 @@ class PgLogReader(LogReader):
     JSON_SOURCE = "(body::jsonb ->> 'source')"
     JSON_OFFLINE = "(body::jsonb -> 'values' ->> 'online') = 'false'"
 
+    def _connect(self):
+        import psycopg
+        db = psycopg.connect(self.path, autocommit=True, application_name="jifang-console", connect_timeout=5)
+        db.execute("SET default_transaction_read_only = on")
+        db.execute("SET default_transaction_isolation = 'repeatable read'")
+        return _QmarkConnection(db)
+
     async def open(self):
-        def connect():
-            import psycopg
-            db = psycopg.connect(self.path, autocommit=True, application_name="jifang-console")
-            db.execute("SET default_transaction_read_only = on")
-            db.execute("SET default_transaction_isolation = 'repeatable read'")
-            return _QmarkConnection(db)
-        self._db = await self._run(connect)
+        self._db = await super()._run(self._connect)
+
+    async def _run(self, fn, *args):
+        """Every query is a read: after PostgreSQL restarted (the connection broke),
+        the query runs again once on a new connection, so the console recovers by
+        itself."""
+        import psycopg
+
+        def call():
+            if self._db is None or self._db.conn.closed or self._db.conn.broken:
+                self._reconnect()
+            try:
+                return fn(*args)
+            except psycopg.OperationalError:
+                if not self._db.conn.broken:
+                    raise
+                self._reconnect()
+                return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def close(self):
+        if self._db is not None:
+            await super()._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    def _reconnect(self):
+        if self._db is not None:
+            try:
+                self._db.close()
+            except Exception:
+                pass
+        self._db = None
+        self._db = self._connect()
 
 
 class _QmarkConnection:
@@ -234,7 +274,15 @@ class LogTail:
 
     async def _run(self, listener):
         while True:
-            rows = await self.reader.after(self.last_id, self.BATCH)
+            try:
+                rows = await self.reader.after(self.last_id, self.BATCH)
+            except Exception as exc:
+                # The log unreachable (PostgreSQL restarting, a locked file): read
+                # again from the same id at the next poll; nothing is skipped.
+                log.warning("console cannot read the log; retrying", extra={"after": self.last_id,
+                                                                            "error": repr(exc)})
+                await asyncio.sleep(self.poll_s)
+                continue
             for row in rows:
                 listener(row)
                 self.last_id = row["id"]

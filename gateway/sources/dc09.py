@@ -205,7 +205,9 @@ class DC09Receiver:
         limits = self.config.receiver_limits
         # Descriptors for every connection allowed, plus the store, the other listeners,
         # the forwarders' connections and the console's.
-        netlimits.check_file_limit(limits.max_connections + 512, "receiver.max_connections")
+        jt808 = self.config.vehicles.jt808 if self.config.vehicles is not None else None
+        needed = limits.max_connections + 512 + (jt808.net_limits.max_connections if jt808 is not None else 0)
+        netlimits.check_file_limit(needed, "receiver.max_connections + jt808.max_connections")
         self._listener = await netlimits.serve(self._serve_tcp, host, port, name="dc09", limits=limits)
         self.address = self._listener.address
         loop = asyncio.get_running_loop()

@@ -66,7 +66,7 @@ def run(args):
             return 2
         try:
             released = registry.release(args.account, args.operator, args.reason.strip())
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:       # ValueError: online on a node (cluster mode)
             print("vehicles: %s" % exc, file=sys.stderr)
             return 2
     finally:

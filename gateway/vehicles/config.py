@@ -14,6 +14,14 @@
     reassembly_total_bytes = 8388608  # subpackage bytes held across sessions
     reassembly_timeout_seconds = 60   # a partial message silent this long is dropped
     liveness_probe_seconds = 5        # a vehicle logging in again: its old session must answer within this
+    max_connections = 12000           # connection limits, as [receiver]'s (gateway/netlimits.py):
+    max_connections_per_address = 1000 #  unauthenticated ones per source address (a fleet APN: many terminals, one address)
+    reserved_connections = 1000       #   slots only addresses that authenticated before may take
+    first_frame_timeout_seconds = 30  #   without a complete frame (or mid-frame) this long: closed
+    idle_timeout_seconds = 600        #   between frames (session_timeout_seconds raises offline before)
+    max_output_bytes = 65536          #   answers a terminal leaves unread, then cut
+    max_frames_per_second = 20        #   undecodable frames a connection may send, then it is not read for a while
+    frame_burst = 100                 #   (also: accept_backoff_max_seconds, known_addresses, socket_send_buffer_bytes)
     report_max_speed_kmh = 250        # a report past these is stored as refused (no position, no rules)
     report_max_age_days = 366
     report_max_ahead_seconds = 86400
@@ -48,13 +56,13 @@ Errors are gateway.config.ConfigError: they name the key, the value and the fix.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import ConfigError, MIN_RETENTION_DAYS, _Table
+from gateway.config import TCP_LIMIT_KEYS, ConfigError, MIN_RETENTION_DAYS, _Table, tcp_limits
 from protocols.modbus_maps import MAPS
 from gateway.vehicles.geofence import RULES, SHAPES, Geofence
 from gateway.vehicles.registry import VEHICLE_KINDS, Vehicle, normalise_phone
 from gateway.vehicles.rules import RuleSettings
 from gateway.vehicles.reports import ReportLimits
-from gateway.vehicles.server import SessionLimits
+from gateway.vehicles.server import SessionLimits, net_defaults
 
 SECTIONS = ("jt808", "vehicles", "edge")
 DEFAULT_POSITION_RETENTION_DAYS = 183        # 道路运输车辆动态监督管理办法: at least 6 months
@@ -72,6 +80,7 @@ class JT808Settings:
     position_retention_days: int = DEFAULT_POSITION_RETENTION_DAYS
     limits: SessionLimits = SessionLimits()
     report_limits: ReportLimits = ReportLimits()
+    net_limits: object = None          # gateway.netlimits.Limits of the listener (None: net_defaults())
 
 
 @dataclass
@@ -190,7 +199,7 @@ def from_dict(data, base_dir=Path("."), source="config"):
 
     jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days",
                               "registrations_path", "release_window_seconds"]
-                    + list(LIMIT_KEYS) + list(REPORT_LIMIT_KEYS), default_empty=False)
+                    + list(LIMIT_KEYS) + list(REPORT_LIMIT_KEYS) + list(TCP_LIMIT_KEYS), default_empty=False)
     jt808 = None
     if jt is not None:
         secret = jt.get("auth_secret", str)
@@ -211,7 +220,8 @@ def from_dict(data, base_dir=Path("."), source="config"):
                               release_window=float(jt.number("release_window_seconds", 3600, 60, 7 * 86400)),
                               session_timeout=float(jt.number("session_timeout_seconds", 180, 5, 86400)),
                               position_retention_days=retention, limits=_limits(jt),
-                              report_limits=_limits(jt, ReportLimits, REPORT_LIMIT_KEYS))
+                              report_limits=_limits(jt, ReportLimits, REPORT_LIMIT_KEYS),
+                              net_limits=tcp_limits(jt, net_defaults(), "known terminals"))
 
     vt = root.table("vehicles", ["max_speed_kmh", "overspeed_min_seconds", "max_parking_minutes",
                                  "max_driving_hours", "min_rest_minutes", "fleet", "geofences"])

@@ -92,7 +92,13 @@ class Vehicle:
 
 
 class Registry:
-    def __init__(self, vehicles, path=None, release_window=DEFAULT_RELEASE_WINDOW, clock=time.time):
+    """`path`: the registrations' SQLite file, None (in memory), or the cluster's
+    postgresql:// URL (gateway/vehicles/pgregistry.py: shared by the nodes, with
+    the sessions; `node` names this one). `blocking`: calls are database round trips,
+    to be run off the event loop."""
+
+    def __init__(self, vehicles, path=None, release_window=DEFAULT_RELEASE_WINDOW, clock=time.time, node=None):
+        from gateway.store import is_postgres_url
         self.path = path
         self.release_window = release_window
         self.clock = clock
@@ -101,10 +107,17 @@ class Registry:
         for v in vehicles:
             self.by_phone[v.phone] = v
             self.by_account[v.account] = v
-        self._db = open_registrations(path)
+        self.shared = None
+        if is_postgres_url(path):
+            from gateway.vehicles.pgregistry import PgRegistry
+            self.shared = PgRegistry(path, node or "node", release_window, clock).bind(self)
+            self._db = None
+        else:
+            self._db = open_registrations(path)
+        self.blocking = self.shared is not None
 
     def close(self):
-        self._db.close()
+        (self.shared or self._db).close()
 
     def vehicle(self, phone):
         return self.by_phone.get(normalise_phone(phone))
@@ -116,6 +129,8 @@ class Registry:
     def register(self, phone, registration, alive=False):
         """(result, auth code or None) for a 0x0100 body from this phone. `alive`:
         the vehicle has an authenticated session right now."""
+        if self.shared is not None:
+            return self.shared.register(phone, registration, alive)
         vehicle = self.vehicle(phone)
         if vehicle is None or normalise_plate(registration.plate) != normalise_plate(vehicle.plate):
             # An unknown SIM, or a known SIM claiming another vehicle's plate.
@@ -138,6 +153,8 @@ class Registry:
 
     def authenticate(self, phone, code):
         """The Vehicle when `code` is the one issued at its registration, else None."""
+        if self.shared is not None:
+            return self.shared.authenticate(phone, code)
         vehicle = self.vehicle(phone)
         if vehicle is None or not code:
             return None
@@ -153,11 +170,13 @@ class Registry:
         vehicle = self.by_account.get(str(account).upper())
         if vehicle is None:
             raise LookupError("no vehicle %s in the fleet" % account)
+        if self.shared is not None:
+            return self.shared.release(vehicle, by, reason)
         return release_registration(self._db, vehicle, by, reason, self.clock())
 
     def registrations(self):
         """Every vehicle with its registration state, for the CLI and the console."""
-        return list_registrations(self._db, self.by_account.values(), self.clock(), self.release_window)
+        return list_registrations(self.shared or self._db, self.by_account.values(), self.clock(), self.release_window)
 
 
 def open_registrations(path):
@@ -187,8 +206,11 @@ def release_registration(db, vehicle, by, reason, now):
 
 
 def list_registrations(db, vehicles, now, release_window):
-    rows = {r[0]: r for r in db.execute("SELECT phone, terminal_id, code_sha256, registered_at_ms, released_at_ms,"
-                                        " released_by FROM terminals")}
+    if hasattr(db, "rows"):                   # the cluster's (PgRegistry)
+        rows = {r[0]: r for r in db.rows()}
+    else:
+        rows = {r[0]: r for r in db.execute("SELECT phone, terminal_id, code_sha256, registered_at_ms, released_at_ms,"
+                                            " released_by FROM terminals")}
     out = []
     for v in sorted(vehicles, key=lambda v: v.account):
         r = rows.get(v.phone)

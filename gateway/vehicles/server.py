@@ -26,6 +26,13 @@ session (messages, packets, bytes, age) and across sessions (bytes): a packet
 over a bound is refused (result 1) and counted, and what a session held is given
 back when it goes (see SessionLimits).
 
+The listener is gateway/netlimits.py's, with its own limits (net_defaults(),
+[jt808] max_connections and the other keys [receiver] has): total and
+per-address connection limits with a reserve for addresses that authenticated
+before, a deadline for the first complete frame and between frames, a bound on
+answers a terminal leaves unread, a rate for undecodable frames, and accept()
+backing off when the process is out of descriptors.
+
 Sessions time out: a vehicle silent for `session_timeout` seconds is offline,
 which raises a communication trouble (Contact ID 350) with its last position and
 closes the socket; its next authentication raises the restore.
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 
 from protocols import contactid
 from protocols import jt808
+from gateway import netlimits
 from gateway.vehicles.codes import OFFLINE_CODE, SOURCE_JT808, EMERGENCY_BIT, make_event
 from gateway.event import PRIORITY_LIFE_SAFETY
 from gateway.pipeline import InvalidEvent
@@ -70,6 +78,22 @@ class SessionLimits:
     reassembly_total_bytes: int = 8 * 1024 * 1024  # held across all sessions
     reassembly_timeout: float = 60.0     # s without a packet, then the partial message is dropped
     liveness_probe: float = 5.0          # s the old session has to answer when its vehicle logs in again
+
+
+def net_defaults():
+    """The listener's limits (see netlimits.Limits for what each bounds). Not the
+    DC-09 receiver's: a fleet center holds one connection per vehicle all day, so
+    there are more of them (10,000 terminals, headroom for reconnect storms); a
+    fleet on a private APN reaches the center from one NAT address, and after a
+    center restart a thousand of them log in at once, so the per-address bound on
+    unauthenticated connections is 1,000 (each is closed after 3 refused frames or
+    login_timeout, and the reserve keeps 1,000 slots for addresses that
+    authenticated before, whatever new addresses do); a terminal heartbeats every 30-60 s
+    and session_timeout (180 s) raises "offline" well before the idle deadline
+    closes a silent one. 12,000 connections plus the DC-09 receiver's 2,000 fit the
+    usual 20,000-descriptor limit (check_file_limit warns when they do not)."""
+    return netlimits.Limits(max_connections=12000, max_per_address=1000, reserved=1000,
+                            first_frame_timeout=30.0, idle_timeout=600.0, read_limit=jt808.MAX_FRAME * 2)
 
 
 def retransmission_request(last_packet, missing, flow):
@@ -110,11 +134,11 @@ class VehicleState:
 class Session:
     """One terminal connection."""
 
-    def __init__(self, server, reader, writer):
+    def __init__(self, server, conn):
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.peer = "%s:%s" % writer.get_extra_info("peername")[:2]
+        self.conn = conn             # netlimits.Connection: reads under its deadline, writes under its bound
+        self.writer = conn.writer
+        self.peer = conn.peer
         self.state = None            # VehicleState once authenticated
         self.phone = None
         self.version = 2013
@@ -136,8 +160,9 @@ class Session:
         return self._flow
 
     async def send(self, msg):
-        self.writer.write(jt808.encode_frame(msg))
-        await self.writer.drain()
+        if not await self.conn.send(jt808.encode_frame(msg)):
+            # cut for not reading its answers (max_output), or the link is gone
+            raise ConnectionError("JT/T 808 connection %s closed (%s)" % (self.peer, self.conn.closed_reason or "lost"))
 
     async def request(self, msg_id, body, timeout):
         """Send a platform message and wait for the terminal's general response;
@@ -165,14 +190,16 @@ class Session:
 
 class JT808Server:
     def __init__(self, registry, submit, *, rules=None, session_timeout=180.0, limits=SessionLimits(),
-                 report_limits=ReportLimits(), clock=time.monotonic):
+                 report_limits=ReportLimits(), net_limits=None, clock=time.monotonic):
         """`submit(event)`: the pipeline's submit (returns after commit).
-        `rules`: a FleetRules run on every position, or None."""
+        `rules`: a FleetRules run on every position, or None.
+        `net_limits`: the listener's netlimits.Limits (default net_defaults())."""
         self.registry = registry
         self.submit = submit
         self.rules = rules
         self.session_timeout = session_timeout
         self.limits = limits
+        self.net_limits = net_limits or net_defaults()
         self.report_limits = report_limits
         self.clock = clock
         self.reassembly_bytes = 0    # held by every session's reassembler together
@@ -180,42 +207,53 @@ class JT808Server:
         self.closed = Counter()      # reason -> connections closed by a limit
         self.vehicles = {v.account: VehicleState(v) for v in registry.by_account.values()}
         self.sessions = set()
+        self.on_sessions_changed = None  # called (no argument) when a vehicle gains or loses its session
         self.frames_bad = 0
-        self._server = None
+        self._listener = None
         self._watchdog = None
         self._tasks = set()
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self, host, port):
-        self._server = await asyncio.start_server(self._serve, host, port, limit=jt808.MAX_FRAME * 2)
+        self._listener = await netlimits.serve(self._serve, host, port, name="jt808", limits=self.net_limits)
         self._watchdog = asyncio.create_task(self._watch_sessions(), name="jt808-sessions")
-        log.info("JT/T 808 server listening", extra={"listen": "%s:%d" % (host, port)})
+        log.info("JT/T 808 server listening", extra={"listen": "%s:%d" % (host, self.port)})
 
     @property
     def port(self):
-        return self._server.sockets[0].getsockname()[1]
+        return self._listener.address[1]
+
+    def samples(self):
+        """The listener's counters (connections open, refused and closed by a limit)."""
+        return self._listener.samples() if self._listener is not None else []
+
+    def degraded(self):
+        """Limits that refused terminals lately (for /healthz)."""
+        return self._listener.degraded() if self._listener is not None else []
 
     async def stop(self):
-        if self._server is not None:
-            self._server.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
-        for session in list(self.sessions):
+        sessions = list(self.sessions)
+        for session in sessions:
             session.close()
+        # A close first flushes what is queued; a terminal that does not read would
+        # hold the stop forever: it gets 5 s, then its connection is aborted.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 5.0
+        while loop.time() < until and any(s.writer.transport.get_write_buffer_size() for s in sessions):
+            await asyncio.sleep(0.05)
+        unflushed = [s for s in sessions if s.writer.transport.get_write_buffer_size()]
+        for session in unflushed:
+            session.abort()
+        if unflushed:
+            log.warning("JT/T 808 connections aborted at stop", extra={"sessions": len(unflushed)})
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         tasks = [t for t in (self._watchdog, *self._tasks) if t]
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            # wait_closed waits for every connection to go, and a close waits to flush
-            # to a peer that may not be reading: those are aborted after a moment.
-            try:
-                await asyncio.wait_for(asyncio.shield(self._server.wait_closed()), 5.0)
-            except asyncio.TimeoutError:
-                for session in list(self.sessions):
-                    session.abort()
-                log.warning("JT/T 808 connections aborted at stop", extra={"sessions": len(self.sessions)})
-                await self._server.wait_closed()
-            self._server = None
 
     # -- what the console / gateway calls ------------------------------------------
 
@@ -263,19 +301,25 @@ class JT808Server:
 
     # -- connections ------------------------------------------------------------------
 
-    async def _serve(self, reader, writer):
-        session = Session(self, reader, writer)
+    async def _serve(self, conn):
+        session = Session(self, conn)
         self.sessions.add(session)
         splitter = jt808.FrameSplitter()
         try:
             while True:
-                data = await reader.read(READ_SIZE)
+                data = await conn.read(READ_SIZE)      # b"" at EOF, past a deadline, or once cut
                 if not data:
                     break
-                for frame in splitter.feed(data):
-                    await self._frame(session, frame)
+                frames = splitter.feed(data)
+                decoded = 0
+                for frame in frames:
+                    decoded += await self._frame(session, frame)
                     if session.writer.is_closing():
                         return
+                # Only frames that decode are progress: a stream of well-delimited
+                # garbage does not keep a connection open, and is read more slowly.
+                conn.progress(decoded, pending=splitter.pending)
+                await conn.throttle(len(frames) - decoded)
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
@@ -286,7 +330,7 @@ class JT808Server:
             self._release_reassembly(session)
             if session.state is not None and session.state.session is session:
                 session.state.session = None
-            writer.close()
+                self._sessions_changed()
 
     def _release_reassembly(self, session):
         self.reassembly_bytes -= session.reassembler.bytes
@@ -306,6 +350,7 @@ class JT808Server:
             session.abort()
 
     async def _frame(self, session, frame):
+        """Handle one frame; True when it decoded (whatever the answer was)."""
         if session.heard is not None:
             session.heard.set()
         try:
@@ -314,7 +359,11 @@ class JT808Server:
             # No trustworthy header to answer; the terminal's own retry covers it.
             self.frames_bad += 1
             log.warning("JT/T 808 frame refused", extra={"peer": session.peer, "reason": exc.reason, "error": str(exc)})
-            return
+            return False
+        await self._handle(session, frame, msg)
+        return True
+
+    async def _handle(self, session, frame, msg):
         if session.state is None and (msg.packet is not None or msg.encryption or msg.msg_id not in PRE_AUTH):
             # Not one byte is held for a connection that has not authenticated.
             await self._refuse_unauthenticated(
@@ -395,9 +444,11 @@ class JT808Server:
         elif msg.msg_id == 0x0003:
             # The terminal gives its registration up (on its authenticated link): its
             # code is forgotten and it may register again, as the standard expects.
-            self.registry.release(state.vehicle.account, "terminal (0x0003)", "terminal unregistered")
+            await self._registry(self.registry.release, state.vehicle.account, "terminal (0x0003)",
+                                 "terminal unregistered")
             await self._respond(session, reply_to, 0)
             state.session, session.state, session.opened = None, None, self.clock()
+            self._sessions_changed()
             log.info("terminal unregistered", extra={"account": state.vehicle.account})
         elif msg.msg_id == 0x0104:
             pass                     # parameter query answer: nothing to store yet
@@ -413,7 +464,7 @@ class JT808Server:
             return
         vehicle = self.registry.vehicle(msg.phone)
         alive = vehicle is not None and self._alive(self.vehicles[vehicle.account].session)
-        result, code = self.registry.register(msg.phone, msg.body, alive=alive)
+        result, code = await self._registry(self.registry.register, msg.phone, msg.body, alive)
         session.phone = msg.phone
         await session.send(jt808.register_response(msg, result, code, flow=session.next_flow()))
         if result != RESULT_OK and session.state is None:
@@ -428,7 +479,7 @@ class JT808Server:
 
     async def _authenticate(self, session, msg, reply_to):
         code = msg.body.code if isinstance(msg.body, jt808.Authenticate) else ""
-        vehicle = self.registry.authenticate(msg.phone, code)
+        vehicle = await self._registry(self.registry.authenticate, msg.phone, code)
         if vehicle is None:
             self.refused["authentication refused"] += 1
             self.closed["authentication_refused"] += 1
@@ -454,12 +505,29 @@ class JT808Server:
         if state.session is not None and state.session is not session:
             state.session.close()    # the terminal reconnected: the old link is dead
         state.session, session.state, session.phone = session, state, msg.phone
+        self._sessions_changed()
+        session.conn.authenticated()     # off its address's unauthenticated count; the address is known
         state.last_heard = self.clock()
         state.online = True
         await self._respond(session, reply_to, 0)
         if state.offline_raised:
             state.offline_raised = False
             self._record_later(self._link_event(state, contactid.QUALIFIER_RESTORE, "Vehicle back online"))
+
+    def _sessions_changed(self):
+        if self.on_sessions_changed is not None:
+            self.on_sessions_changed()
+
+    def held(self):
+        """Accounts whose terminal holds a session here."""
+        return {account for account, state in self.vehicles.items() if state.session is not None}
+
+    async def _registry(self, fn, *args):
+        """A registry call; off the event loop when it is a database round trip
+        (cluster mode), so the receivers' ACKs never wait on it."""
+        if getattr(self.registry, "blocking", False):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     @staticmethod
     def _alive(session):
@@ -596,6 +664,7 @@ class JT808Server:
                 if state.session is not None:
                     state.session.close()
                     state.session = None
+                    self._sessions_changed()
                 log.warning("vehicle offline", extra={"account": state.vehicle.account})
                 self._record_later(self._link_event(state, contactid.QUALIFIER_NEW, "Vehicle offline"))
 

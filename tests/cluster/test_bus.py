@@ -39,7 +39,11 @@ async def test_publish_is_stored_once_and_a_retry_on_another_node_is_deduplicate
         events = [alarm(1), opening(2), position(3)]
         for event in events:
             assert await a.pipeline.submit(event) is None          # returns at the PubAck
-        # The panel did not get node A's ACK and retries on its backup receiver, node B.
+        # The panel did not get node A's ACK and retries on its backup receiver, node B,
+        # after its ACK timeout (seconds): by then A's second alarm copy, which goes on
+        # after the first PubAck, is on its stream too. Without this wait B's copy
+        # could land on that stream first and be the one not marked duplicate.
+        await wait_for(lambda: not a.bus._background, what="node A's second alarm copy published")
         acks = [await b.bus.publish(event) for event in events]
         assert all(ack.duplicate for ack in acks)
         await wait_for(lambda: drained(a), what="bus drained")

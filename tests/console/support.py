@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.console.api_users import create_account
 from gateway.console.app import create_app
 from gateway.console.db import AsyncConsoleDB
 from gateway.console.keys import CONSOLE
-from gateway.console.serve import ssl_context
+from gateway.console.serve import serve_app
 from gateway.console.settings import ConsoleSettings
 from gateway.console.source import EventSource
 from gateway.event import from_contact_id
@@ -109,11 +108,10 @@ class Console:
     async def start_console(self):
         source = EventSource.from_gateway(self.gateway, geofences=GEOFENCES)
         self.app = create_app(source, self.db_path, self.dispatch, self.settings)
-        self.runner = web.AppRunner(self.app, access_log=None)
-        await self.runner.setup()
         port = free_port()
-        tls = ssl_context(self.settings)
-        await web.TCPSite(self.runner, "127.0.0.1", port, ssl_context=tls).start()
+        self.settings.listen = ("127.0.0.1", port)
+        self.runner = await serve_app(self.app, self.settings)      # the product's listener, limits and all
+        tls = self.settings.tls_cert_file is not None
         self.url = "%s://127.0.0.1:%d/" % ("https" if tls else "http", port)
 
     async def stop_console(self):

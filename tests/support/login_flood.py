@@ -47,6 +47,9 @@ site = "Bank"
 [console]
 listen = "127.0.0.1:%d"
 process = "%s"
+# 100 browsers at once from one address: what this flood is about is the login
+# throttle, not the connection limit (tests/console/test_console_net_limits.py)
+max_connections_per_address = 128
 """ % (receiver_port, PANEL_ACCOUNT, PANEL_KEY_HEX, console_port, process))
     return path
 
