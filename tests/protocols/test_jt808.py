@@ -699,3 +699,24 @@ def test_xor_check_jt808_heartbeat():
         for b in data:
             loop ^= b
         assert xor_check(data) == loop
+
+
+def test_split_by_role_imports_one_way():
+    """jt808_codes (names and codes) <- jt808_bodies (message bodies) <- jt808_framing
+    (escape, check, header, splitter, reassembly); protocols.jt808 gathers them, and
+    every name is the very object of the module that defines it."""
+    import ast
+    from pathlib import Path
+    from protocols import jt808_bodies, jt808_codes, jt808_framing
+    here = Path(jt808_codes.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((here / (name + ".py")).read_text())
+        return {n.module.split(".")[-1] for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("protocols")}
+    assert imports("jt808_codes") == set()
+    assert imports("jt808_bodies") == {"jt808_codes"}
+    assert imports("jt808_framing") == {"jt808_codes", "jt808_bodies"}
+    assert j.decode_frame is jt808_framing.decode_frame and j.Reassembler is jt808_framing.Reassembler
+    assert j.Position is jt808_bodies.Position and j.LOCATION_BLOCK is jt808_bodies.LOCATION_BLOCK
+    assert j.JT808Error is jt808_codes.JT808Error and j.ALARMS_2019 is jt808_codes.ALARMS_2019
