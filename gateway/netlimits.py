@@ -467,11 +467,15 @@ class Listener:
         return self.limiter.degraded()
 
     async def close(self):
+        """Stop accepting, then end every connection."""
         if self._accept_task is not None:
             self._accept_task.cancel()
             await asyncio.gather(self._accept_task, return_exceptions=True)
         for sock in self.sockets:
             sock.close()
+        await self._close_connections()
+
+    async def _close_connections(self):
         for connection in list(self.connections):
             connection.writer.close()
         for task in list(self._tasks):
@@ -551,13 +555,8 @@ class ProtocolListener(Listener):
                 conn.ticket.promote()
                 return
 
-    async def close(self):
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            await asyncio.gather(self._accept_task, return_exceptions=True)
-        for sock in self.sockets:
-            sock.close()
-        for conn in list(self.connections):
+    async def _close_connections(self):
+        for conn in list(self.connections):     # the library's protocol ends its own work
             conn.transport.close()
 
 

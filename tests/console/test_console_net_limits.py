@@ -6,14 +6,8 @@ import asyncio
 from gateway.console.keys import NET_LISTENER
 from gateway.console.settings import from_table
 from tests.console.support import PASSWORD, Console, settings
+from tests.support.netclient import closed_by_server
 from tests.gateway.helpers import wait_for
-
-
-async def closed_by_server(reader, timeout=20):
-    try:
-        return await asyncio.wait_for(reader.read(4096), timeout) == b""
-    except ConnectionResetError:
-        return True
 
 
 def test_the_limits_are_console_keys():

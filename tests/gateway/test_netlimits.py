@@ -18,6 +18,7 @@ from gateway import config as config_module, logs, netlimits
 from gateway.app import Gateway
 from protocols import dc09
 from tests.gateway.helpers import RawClient, center_config, wait_for
+from tests.support.netclient import closed_by_server, trickle
 from tests.support.ports import free_port
 
 
@@ -31,12 +32,6 @@ async def connect(gw, local="127.0.0.1"):
     return await asyncio.open_connection("127.0.0.1", gw.receiver.address[1], local_addr=(local, 0))
 
 
-async def closed_by_server(reader, timeout=20):
-    """True once the server closed (or reset) the connection."""
-    try:
-        return await asyncio.wait_for(reader.read(4096), timeout) == b""
-    except ConnectionResetError:
-        return True
 
 
 async def acked(reader, writer, seq, account="1003"):
@@ -75,15 +70,7 @@ async def test_a_connection_that_sends_nothing_or_half_a_frame_is_closed(tmp_pat
         frame = null(1)
         writer.write(frame[:10])
         started = time.monotonic()
-        for b in frame[10:-1]:
-            await asyncio.sleep(0.1)
-            if writer.is_closing() or reader.at_eof():
-                break
-            try:
-                writer.write(bytes([b]))
-                await writer.drain()
-            except ConnectionError:
-                break
+        await trickle(reader, writer, frame[10:-1])
         assert await closed_by_server(reader)
         partial_s = time.monotonic() - started
         print("closed after %.2f s silent, %.2f s half a frame (first_frame_timeout 0.5 s)" % (silent_s, partial_s))

@@ -10,15 +10,9 @@ import aiohttp
 from gateway import netlimits
 from gateway.app import Gateway
 from gateway.ops_http import ops_limits
+from tests.support.netclient import closed_by_server
 from tests.gateway.helpers import center_config, wait_for
 from tests.support.ports import free_port
-
-
-async def closed_by_server(reader, timeout=20):
-    try:
-        return await asyncio.wait_for(reader.read(4096), timeout) == b""
-    except ConnectionResetError:
-        return True
 
 
 async def test_an_idle_flood_on_the_ops_port_leaves_the_known_monitor_in(tmp_path):

@@ -15,6 +15,7 @@ from gateway.vehicles.server import net_defaults
 from gateway.vehiclesim import Terminal
 from protocols import jt808
 from tests.gateway.helpers import address, wait_for
+from tests.support.netclient import closed_by_server, trickle
 from tests.support.ports import free_port
 
 FLEET = [{"phone": "1380000%04d" % i, "plate": "ZA%05d" % i, "kind": "escort", "terminal_id": "T%05d" % i}
@@ -52,15 +53,6 @@ async def connect(gw, local="127.0.0.1"):
     return await asyncio.open_connection("127.0.0.1", jt808_port(gw), local_addr=(local, 0))
 
 
-async def closed_by_server(reader, timeout=20):
-    try:
-        while await asyncio.wait_for(reader.read(4096), timeout):
-            pass
-        return True
-    except ConnectionResetError:
-        return True
-
-
 async def healthz(gw, http):
     async with http.get("http://127.0.0.1:%d/healthz" % gw.ops.address[1]) as r:
         return r.status, await r.json()
@@ -85,15 +77,7 @@ async def test_silent_half_sent_and_idle_connections_are_closed(tmp_path):
         frame = jt808.encode_frame(terminal(0).message(0x0002))
         writer.write(frame[:5])
         started = time.monotonic()
-        for b in frame[5:-1]:
-            await asyncio.sleep(0.1)
-            if reader.at_eof():
-                break
-            try:
-                writer.write(bytes([b]))
-                await writer.drain()
-            except ConnectionError:
-                break
+        await trickle(reader, writer, frame[5:-1])
         assert await closed_by_server(reader)
         partial_s = time.monotonic() - started
         # a logged-in terminal that goes quiet is closed at idle_timeout
