@@ -423,13 +423,7 @@ def report(args, embedded, cluster):
 
 
 async def main(args):
-    problems = []
-    if cluster_local.postgres_bindir() is None:
-        problems.append(cluster_local.MISSING)
-    try:
-        cluster_local.nats_server_binary()
-    except FileNotFoundError as exc:
-        problems.append(str(exc))
+    problems = cluster_local.missing_engines()
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2

@@ -386,3 +386,15 @@ def process_tree(pid):
         except OSError:
             pass
     return out
+
+
+def missing_engines():
+    """What is missing to run PostgreSQL and NATS here: [] or lines that say what to install."""
+    problems = []
+    if postgres_bindir() is None:
+        problems.append(MISSING)
+    try:
+        nats_server_binary()
+    except FileNotFoundError as exc:
+        problems.append(str(exc))
+    return problems

@@ -427,13 +427,7 @@ def tally(device_acked, vehicle_alarms, positions_acked, cluster_rows, center_ro
 
 def run(args):
     """`jifang demo --cluster`: checks what it needs, then runs."""
-    problems = []
-    if cluster_local.postgres_bindir() is None:
-        problems.append(cluster_local.MISSING)
-    try:
-        cluster_local.nats_server_binary()
-    except FileNotFoundError as exc:
-        problems.append(str(exc))
+    problems = cluster_local.missing_engines()
     if not args.simulated_panels:
         from hil import micropython
         try:
