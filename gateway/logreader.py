@@ -95,23 +95,14 @@ class LogReader:
         return rows[0] if rows else None
 
     async def search(self, since_ms=None, until_ms=None, account=None, event_class=None, limit=1000, newest_first=True):
-        sql = "SELECT id, body FROM log WHERE kind = 'event'"
-        args = []
-        if since_ms is not None:
-            sql += " AND received_at_ms >= ?"
-            args.append(since_ms)
-        if until_ms is not None:
-            sql += " AND received_at_ms < ?"
-            args.append(until_ms)
-        if account:
-            sql += " AND account = ?"
-            args.append(account)
-        if event_class:
-            sql += " AND event_class = ?"
-            args.append(event_class)
+        # Each filter given narrows the search (an empty account or class is none given);
+        # the (account, age) and (class, age) indexes serve them.
+        filters = [(clause, value) for clause, value in (
+            ("received_at_ms >= ?", since_ms), ("received_at_ms < ?", until_ms),
+            ("account = ?", account or None), ("event_class = ?", event_class or None)) if value is not None]
+        sql = "SELECT id, body FROM log WHERE " + " AND ".join(["kind = 'event'"] + [c for c, _ in filters])
         sql += " ORDER BY id %s LIMIT ?" % ("DESC" if newest_first else "ASC")
-        args.append(limit)
-        return await self._run(self._rows, sql, args)
+        return await self._run(self._rows, sql, [v for _, v in filters] + [limit])
 
     async def snapshot(self, start_id, max_priority):
         """What the console's state is rebuilt from, read in one transaction (one

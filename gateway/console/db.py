@@ -196,8 +196,17 @@ class ConsoleDB:
         call at a time, so concurrent logins cannot all pass a check before any is
         counted). The try is recorded as a failure at once; `login_succeeded`
         removes it. Returns (0, attempt row id) or (until_ms, None)."""
-        from gateway.console.auth import backoff_ms
         self._unsynced("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
+        until = self._throttled_until(username, client, now_ms, policy)
+        if until:
+            return until, None
+        cursor = self._unsynced("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
+        return 0, cursor.lastrowid
+
+    def _throttled_until(self, username, client, now_ms, policy):
+        """When the next try of this account from this address may come (ms), or 0
+        now: the later of the pair's and the address's back-off (both engines)."""
+        from gateway.console.auth import backoff_ms
         pair = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE username = ? AND client = ?",
                          (username, client))
         address = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?", (client,))
@@ -206,10 +215,7 @@ class ConsoleDB:
             wait = backoff_ms(row["n"], free, policy["first_s"], policy["longest_s"])
             if wait and row["last"] + wait > now_ms:
                 until = max(until, row["last"] + wait)
-        if until:
-            return until, None
-        cursor = self._unsynced("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
-        return 0, cursor.lastrowid
+        return until
 
     def _unsynced(self, sql, args=()):
         """A write without fsync: the throttle's counts are worth less than the disk
