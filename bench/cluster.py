@@ -84,8 +84,7 @@ class Setup:
                    "devices": [{"account": a, "key_hex": key_hex} for a in self.accounts],
                    "forwarders": [{"name": "110", "type": "dc09", "receivers": ["127.0.0.1:%d" % port110],
                                    "key_hex": peer_hex, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5}],
-                   "jt808": {"listen": "127.0.0.1:%d" % jt,
-                             "registrations_path": str(folder / name / "jt808-terminals.sqlite")},
+                   "jt808": {"listen": "127.0.0.1:%d" % jt},     # cluster: registrations shared in PostgreSQL
                    "vehicles": {"max_speed_kmh": 200, "fleet": fleet_vehicles(args.terminals)}}
             if kind == "cluster":
                 doc["store"] = {"url": self.url}

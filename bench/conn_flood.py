@@ -119,6 +119,7 @@ class LegitPanel:
         self.key = dc09.key_from_text(PANEL_KEY_TEXT)
         self.seq = 0
         self.latencies = []
+        self.connects = []           # of each ACKed alarm, the part spent connecting
         self.failures = 0
 
     async def alarm(self):
@@ -129,6 +130,7 @@ class LegitPanel:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.port, local_addr=(PANEL_ADDRESS, 0)), 10)
+            connected = time.perf_counter()
             writer.write(dc09.encode(msg, self.key))
             frames = dc09.FrameReader()
             while True:
@@ -144,6 +146,7 @@ class LegitPanel:
             ok = False
         if ok:
             self.latencies.append(time.perf_counter() - started)
+            self.connects.append(connected - started)
         else:
             self.failures += 1
         return ok
@@ -163,6 +166,7 @@ class LegitPanel:
         out, _ = await child.communicate()
         result = json.loads(out)
         self.latencies += result["latencies"]
+        self.connects += result["connects"]
         self.failures += result["failures"]
         self.seq = result["seq"]
 
@@ -173,10 +177,12 @@ class LegitPanel:
             print("  legit panel during %s: no ACK at all, %d failures" % (phase, self.failures))
             return
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        con = sorted(self.connects)
         print("  legit panel during %s: %d alarms ACKed, ACK latency (connect + ACK) p50 %.1f ms, p99 %.1f ms, "
-              "max %.1f ms; %d failed" % (phase, len(lat), statistics.median(lat) * 1e3, p99 * 1e3, lat[-1] * 1e3,
-                                          self.failures))
-        self.latencies, self.failures = [], 0
+              "max %.1f ms (of which connecting: p50 %.1f ms, max %.1f ms); %d failed"
+              % (phase, len(lat), statistics.median(lat) * 1e3, p99 * 1e3, lat[-1] * 1e3,
+                 statistics.median(con) * 1e3, con[-1] * 1e3, self.failures))
+        self.latencies, self.connects, self.failures = [], [], 0
 
 
 async def panel_child(port, seq):
@@ -187,7 +193,8 @@ async def panel_child(port, seq):
     loop = asyncio.get_running_loop()
     loop.run_in_executor(None, lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)))
     await panel.run(stop)
-    print(json.dumps({"latencies": panel.latencies, "failures": panel.failures, "seq": panel.seq}))
+    print(json.dumps({"latencies": panel.latencies, "connects": panel.connects, "failures": panel.failures,
+                      "seq": panel.seq}))
 
 
 async def idle_client(port, local, results, connect_gate):
@@ -247,6 +254,7 @@ async def main(args):
         base_rss = rss_mb(gw.proc.pid)
         print("gateway pid %d, RSS %.1f MB at rest, limits: defaults, first_frame_timeout %s s"
               % (gw.proc.pid, base_rss, args.first_frame_timeout))
+        panel.connects = []
         for _ in range(20):
             await panel.alarm()
         panel.report("rest")

@@ -19,9 +19,10 @@ and prints what it counted:
                 cluster's log, plus alarms and troubles in that log missing at 110
     duplicates  one ACKed event recorded twice in the log, or arriving twice at 110
 
-The fleet connects to node b only: a terminal's registration (its auth code) is
-kept per node until the registrations move to PostgreSQL, so a terminal moving to
-the other node would have to register again.
+The fleet is split over both nodes; the registrations and sessions are in the
+cluster's database, so a terminal whose node dies logs in to the other one with
+the code it already holds. The operators' console on either node shares one
+account and one set of records (also in the cluster's database).
 
 `--simulated-panels` runs the Python panel simulator instead of the firmware, as
 the embedded demo does. The embedded demo (`jifang demo`, `make demo`) is
@@ -50,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 NODES = ("a", "b")
 STATUS_EVERY = 10
 DEFAULT_KILL_AT = 60          # seconds, when no --duration is given
-DRAIN_BOUND = 45              # seconds the end waits for panels' queues and for 110
+DRAIN_BOUND = 60              # seconds the end waits for panels' queues, redeliveries (ack_wait 30 s) and 110
 LEASES = ("forwarder:110", "supervision", "retention")
 
 
@@ -126,13 +127,13 @@ def cluster_documents(data_dir, accounts, store_url, nats_urls, ports, fleet):
         doc["receiver"]["listen"] = "127.0.0.1:%d" % ports["dc09_" + name]
         doc["http"] = {"listen": "127.0.0.1:%d" % ports["http_" + name]}
         if "console" in doc:
-            # Any node serves the console; its own records (accounts, sessions, the
-            # access register) are per node until they move to PostgreSQL.
+            # Any node serves the console; its records (accounts, sessions, the
+            # access register) are in the cluster's database, shared.
             doc["console"]["listen"] = "127.0.0.1:%d" % ports["console_" + name]
-            doc["console"]["db_path"] = str(data_dir / name / "console.sqlite")
         if fleet:
-            doc["jt808"] = {"listen": "127.0.0.1:%d" % ports["jt808_" + name],
-                            "registrations_path": str(data_dir / name / "jt808-terminals.sqlite")}
+            # No registrations_path: in cluster mode the registrations and sessions
+            # are in the cluster's database, so a terminal may log in to either node.
+            doc["jt808"] = {"listen": "127.0.0.1:%d" % ports["jt808_" + name]}
         nodes[name] = doc
     center["store"]["path"] = str(data_dir / "110-events.db")
     center["receiver"]["listen"] = "127.0.0.1:%d" % ports["110"]
@@ -271,17 +272,23 @@ class PanelView:
 
 
 class Fleet:
-    """JT/T 808 terminals (gateway/vehiclesim.py) reporting positions once a second
-    to one node; each presses its panic button once, at a random time between
-    `first_panic` and `seconds` - 5 after the start."""
+    """JT/T 808 terminals (gateway/vehiclesim.py) reporting positions once a second;
+    each presses its panic button once, at a random time between `first_panic` and
+    `seconds` - 5 after the start. `nodes`: one node, or a list: terminal i logs in
+    to nodes[i % n] first and, when its connection fails, to the next one (in
+    cluster mode their registrations and sessions are shared in PostgreSQL, so the
+    code a terminal got on one node opens a session on any)."""
 
-    def __init__(self, count, node, seconds, seed, first_panic=5.0):
-        self.count, self.node, self.seconds = count, node, seconds
+    def __init__(self, count, nodes, seconds, seed, first_panic=5.0):
+        self.nodes = list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
+        self.count, self.seconds = count, seconds
         self.first_panic = first_panic
         self.rnd = random.Random(seed)
         self.positions_acked = 0
         self.alarms_acked = []          # (account, device time) of panic reports answered 0 (stored)
         self.errors = Counter()
+        self.on = {}                    # phone -> name of the node it is logged in to
+        self.moves = []                 # (phone, from node, to node, time.monotonic())
         self.tasks = []
         self.stop = asyncio.Event()
 
@@ -296,9 +303,15 @@ class Fleet:
         t = Terminal(fleet_phone(i), fleet_plate(i), terminal_id="S%06d" % i)
         t.lat, t.lon = 30.25 + self.rnd.random() * 0.05, 120.12 + self.rnd.random() * 0.05
         panic_at = time.monotonic() + self.rnd.uniform(self.first_panic, max(self.first_panic + 1, self.seconds - 5))
+        which = i % len(self.nodes)
         while not self.stop.is_set():
+            node = self.nodes[which]
             try:
-                await t.login("127.0.0.1", self.node.jt808_port)
+                await t.login("127.0.0.1", node.jt808_port)
+                before = self.on.get(t.phone)
+                if before is not None and before != node.name:
+                    self.moves.append((t.phone, before, node.name, time.monotonic()))
+                self.on[t.phone] = node.name
                 while not self.stop.is_set():
                     t.lat += 0.0001
                     when = datetime.now(jt808.GMT8).replace(microsecond=0)
@@ -319,8 +332,9 @@ class Fleet:
             except (OSError, TerminalError, jt808.JT808Error, asyncio.TimeoutError) as exc:
                 self.errors[type(exc).__name__] += 1
                 await t.close()
+                which = (which + 1) % len(self.nodes)       # the other node, as a terminal's backup server
                 try:
-                    await asyncio.wait_for(self.stop.wait(), 1.0)
+                    await asyncio.wait_for(self.stop.wait(), 0.5)
                 except asyncio.TimeoutError:
                     pass
         await t.close()
@@ -446,6 +460,7 @@ class DemoResult:
     tally: Tally = None
     verified: bool = False
     failover_panels: int = 0        # panels of the killed node that delivered on the other one afterwards
+    terminal_moves: int = 0         # terminals that logged in to another node
     takeover_s: float = None        # kill -> the survivor holds every lease
     alarm_gap_s: float = None       # kill -> the first alarm 110 stored after node b held the forwarder
     alarms_after_kill: int = 0
@@ -482,11 +497,9 @@ async def cluster_demo(args, data_dir, out=None):
             nodes[name] = NodeProcess(name, path, data_dir / name / "gateway.log",
                                       ports["dc09_" + name], ports["jt808_" + name])
         node_config = config_module.load(nodes["a"].config_path)
-        operators = {}
-        for name, node in nodes.items():
-            config = config_module.load(node.config_path)
-            if config.console is not None:
-                operators[name] = (config.console.listen, await demo_operator(config))
+        consoles = {name: config_module.load(node.config_path).console for name, node in nodes.items()}
+        # One account: the consoles' records are in the cluster's database, shared.
+        password = await demo_operator(node_config) if node_config.console is not None else None
         center_config = config_module.from_dict(center_doc, data_dir, "110-center.toml (demo)")
         spec = node_config.forwarders[0]
         log_file = open(data_dir / "110.log", "a", encoding="utf-8")
@@ -514,18 +527,19 @@ async def cluster_demo(args, data_dir, out=None):
                         ", JT/T 808 127.0.0.1:%d" % node.jt808_port if args.fleet else ""))
                 say("  NATS: %s; PostgreSQL: pid %d, 127.0.0.1:%d" % (", ".join(nats.urls), pg.pid, pg.port))
                 say("  node configs and logs: %s/{a,b}/node.toml, gateway.log" % data_dir)
-                for name, ((host, port), password) in operators.items():
-                    say("  node %s's console http://%s:%d/ (log in as \"operator\", password %s)"
-                        % (name, host, port, password))
+                if password is not None:
+                    say("  operators' console on either node: %s (log in as \"operator\", password %s;"
+                        " one account, shared)" % (", ".join("http://%s:%d/" % consoles[n].listen for n in NODES),
+                                                     password))
                 say("  leases: %s" % _leases_text(lease_holders(store_url)))
 
                 views, compound = build_compound(args, node_config, accounts, nodes, data_dir)
                 compound.start()
                 if args.fleet:
-                    fleet = Fleet(args.fleet, nodes["b"], kill_at + (restart_at - kill_at), args.seed)
+                    fleet = Fleet(args.fleet, [nodes["a"], nodes["b"]], kill_at + (restart_at - kill_at), args.seed)
                     fleet.start()
-                    say("  %d JT/T 808 terminals -> node b only (registrations are per node until they are"
-                        " shared in PostgreSQL)" % args.fleet)
+                    say("  %d JT/T 808 terminals, half on each node (registrations and sessions shared in"
+                        " PostgreSQL: one that loses its node logs in to the other)" % args.fleet)
                 say("  kill -9 of node a at %.0f s, restart at %.0f s%s. Ctrl-C to stop.\n"
                     % (kill_at, restart_at, ", stop at %g s" % duration if duration else ""))
 
@@ -544,6 +558,11 @@ async def cluster_demo(args, data_dir, out=None):
                                     % (v.account, time.monotonic() - killed_at))
                             elif last_nodes.get(v.account) == "b" and now_nodes[v.account] == "a":
                                 say("--- panel %s back on node a (its primary)" % v.account)
+                        if fleet is not None:
+                            for phone, was, now, at in fleet.moves[result.terminal_moves:]:
+                                say("--- terminal %s moved from node %s to node %s (+%.1f s after the kill)"
+                                    % (phone, was, now, at - killed_at))
+                            result.terminal_moves = len(fleet.moves)
                         if result.takeover_s is None and set(lease_holders(store_url).values()) == {"b"}:
                             result.takeover_s = time.monotonic() - killed_at
                             say("--- node b holds every lease (+%.1f s): %s"
@@ -593,12 +612,15 @@ async def cluster_demo(args, data_dir, out=None):
                 cluster_rows = await _log_rows(Store, store_url)
                 expected = sum(1 for s in cluster_rows if spec.accepts(s.event.event_class, s.event.category))
                 positions_acked = fleet.positions_acked if fleet else 0
+                device_acked = {k for v in views for k in v.acked()}
                 while time.monotonic() < deadline:
                     center_rows = [s for s in await center.store.events() if s.event.source != "supervision"]
-                    # A position the killed node had taken off the bus but not committed
-                    # is delivered again after the positions' ack_wait (30 s).
+                    # What the killed node had taken off the bus but not committed is
+                    # delivered again after the lane's ack_wait (30 s for events and
+                    # positions): wait for it (bounded) before counting.
                     positions = sum(1 for s in cluster_rows if s.event.event_class == "telemetry")
-                    if len(center_rows) >= expected and positions >= positions_acked:
+                    logged = {(e.account, e.sequence, e.qualifier, e.code, e.zone) for e in (r.event for r in cluster_rows)}
+                    if len(center_rows) >= expected and positions >= positions_acked and device_acked <= logged:
                         break
                     await asyncio.sleep(0.5)
                     cluster_rows = await _log_rows(Store, store_url)

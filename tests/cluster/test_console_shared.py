@@ -201,8 +201,9 @@ async def test_escalation_runs_on_the_console_holding_its_lease_and_moves_when_i
     await holder.stop_console()                    # the escalating console stops ...
     await wait_for(lambda: other.console.escalating, timeout=10, what="... the other takes escalation over")
     second = await alarm(2)
+    # .get: ACKed means committed; the console's feed follows the log a moment later.
     await wait_for(lambda: (other.console.state.queue.get(second) or {}).get("escalated_at_ms"),
-                   what="escalated by the new holder")   # the console may not have the alarm yet
+                   what="escalated by the new holder")
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT event_id, COUNT(*) FROM console.escalations GROUP BY event_id").fetchall()
     assert sorted(rows) == [(first, 1), (second, 1)]

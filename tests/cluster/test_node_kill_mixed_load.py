@@ -1,8 +1,8 @@
 """Issue 12's proof for a gateway node's death, under mixed load: two gateway node
 processes on the JetStream bus (a private 3-node NATS cluster, R3) and one
 PostgreSQL log; panels over DC-09 (each with both nodes as receivers, primary
-and backup), JT/T 808 terminals reporting positions and pressing their panic
-button, an operator logged in to node b's console watching the alarm queue. kill -9 of node a, which
+and backup), JT/T 808 terminals on both nodes reporting positions and pressing
+their panic button (node a's log in to node b with their codes when a dies), an operator logged in to node b's console watching the alarm queue. kill -9 of node a, which
 holds the 110 forwarder's lease:
 
   - 0 acknowledged events lost: every event a panel or a terminal had ACKed is in
@@ -66,9 +66,9 @@ async def test_kill_9_of_a_node_under_mixed_load_loses_nothing_and_duplicates_no
             for p in panels:
                 p.start()
             senders = [asyncio.create_task(traffic(p, stop, acked_at)) for p in panels]
-            # The terminals stay on node b (their registrations are per node until
-            # they are shared in PostgreSQL); each presses its panic button once.
-            fleet = Fleet(4, nodes["b"], seconds=8, seed=3, first_panic=1)
+            # Terminals on both nodes (registrations and sessions shared in PostgreSQL:
+            # node a's log in to node b when a dies); each presses its panic button once.
+            fleet = Fleet(4, [nodes["a"], nodes["b"]], seconds=8, seed=3, first_panic=1)
             fleet.start()
             operator = asyncio.create_task(operator_on_b(nodes["b"], stop))
             await wait_for(lambda: center.metrics.total("jifang_events_in_total") >= 60, timeout=60,
@@ -95,6 +95,8 @@ async def test_kill_9_of_a_node_under_mixed_load_loses_nothing_and_duplicates_no
                       takeover, gap, ", ".join("%.2f" % g for g in sorted(panel_gaps.values()))))
             assert gap < GAP_BOUND_S
             assert all(v.node() == "b" for v in views)
+            await wait_for(lambda: set(fleet.on.values()) == {"b"}, timeout=30, what="node a's terminals on node b")
+            print("terminals moved to node b after %s s" % ", ".join("%.2f" % (at - killed_at) for *_, at in fleet.moves))
 
             await asyncio.sleep(3)                            # load on the survivor alone
             await wait_for(lambda: len(fleet.alarms_acked) == 4, timeout=30, what="every terminal's SOS ACKed")

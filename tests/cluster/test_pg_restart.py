@@ -125,3 +125,51 @@ async def test_postgres_restarted_immediately_loses_nothing_acked_and_the_nodes_
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+async def test_postgres_restarted_under_the_bus_loses_nothing_acked(tmp_path, own_postgres, nats_cluster):
+    """The same restart with `[bus]`: devices are ACKed after the replicated publish,
+    so they stay ACKed while the store is down; the nodes' ingest retries its
+    commits and stores everything once when PostgreSQL is back; 110 gets it all."""
+    from tests.support.clusternodes import cluster_nodes, stop_all
+    url = own_postgres.event_log("jifang")
+    port110 = free_tcp_udp_port()
+    nodes = cluster_nodes(tmp_path / "nodes", url, nats_cluster.urls, ["a", "b"], ACCOUNTS, upstream=port110)
+    panels, stop = [], asyncio.Event()
+    try:
+        async with Gateway(upper_config(tmp_path, port=port110)) as center:
+            for node in nodes.values():
+                node.start()
+                await node.ready()
+            panels = [Panel(acct, PANEL_KEY, ("127.0.0.1", nodes["a" if i % 2 else "b"].dc09_port), ack_timeout=1,
+                            retry_max=0.5) for i, acct in enumerate(ACCOUNTS)]
+            for p in panels:
+                p.start()
+            senders = [asyncio.create_task(traffic(p, stop)) for p in panels]
+            await wait_for(lambda: center.metrics.total("jifang_events_in_total") >= 40, what="40 alarms at 110")
+            acked_before = sum(len(p.acked) for p in panels)
+            await asyncio.to_thread(own_postgres.restart_immediate)
+            await wait_for(lambda: sum(len(p.acked) for p in panels) >= acked_before + 80, timeout=60,
+                           what="ACKs after the restart")
+            stop.set()
+            await asyncio.gather(*senders)
+            await wait_for(lambda: all(not p.buffer for p in panels), timeout=60, what="every panel buffer emptied")
+            acked = {(p.account, item.report.zone) for p in panels for item in p.acked}
+            assert not any(p.dropped for p in panels)
+
+            def stored():
+                return [(a, int(z)) for a, z in log_rows(url)]
+            await wait_for(lambda: acked <= set(stored()), timeout=60, what="every ACKed alarm stored")
+            assert len(stored()) == len(set(stored()))
+            await wait_for(lambda: center.metrics.total("jifang_events_in_total") >= len(set(stored())), timeout=60,
+                           what="every stored alarm at 110")
+            at_110 = [(s.event.account, s.event.zone) for s in await center.store.events()]
+            assert len(at_110) == len(set(at_110)) and set(at_110) == set(stored())
+            verified = subprocess.run([sys.executable, "-m", "gateway.cli", "log", "verify", "--db", url], cwd=REPO,
+                                      capture_output=True, text=True, timeout=60)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        stop.set()
+        for p in panels:
+            await p.stop()
+        stop_all(nodes)

@@ -27,7 +27,11 @@ def node_document(name, url, nats_urls, accounts, dc09_port, upstream=None, forw
         doc["forwarders"] = [{"name": forwarder, "type": "dc09", "receivers": ["127.0.0.1:%d" % upstream],
                               "key_hex": PEER_KEY_HEX, "retry_initial_seconds": 0.05, "retry_max_seconds": 0.5}]
     if jt808_port:
-        doc["jt808"] = {"listen": "127.0.0.1:%d" % jt808_port, "registrations_path": str(registrations)}
+        # No registrations_path (registrations=None): in cluster mode they are shared
+        # in the cluster's database, so a terminal may log in to any node.
+        doc["jt808"] = {"listen": "127.0.0.1:%d" % jt808_port}
+        if registrations is not None:
+            doc["jt808"]["registrations_path"] = str(registrations)
         doc["vehicles"] = {"fleet": list(fleet)}
     if console:
         port, db_path = console
@@ -47,7 +51,7 @@ def cluster_nodes(folder, url, nats_urls, names, accounts, upstream=None, forwar
         console = (free_tcp_udp_port(), folder / name / "console.sqlite") if name in consoles else None
         http = free_tcp_udp_port()
         doc = node_document(name, url, nats_urls, accounts, dc09, upstream, forwarder, jt808, fleet,
-                            folder / name / "jt808-terminals.sqlite", gateway_name, console)
+                            None, gateway_name, console)
         doc["http"] = {"listen": "127.0.0.1:%d" % http}
         path = folder / name / "node.toml"
         path.write_text(to_toml(doc), encoding="utf-8")
