@@ -27,6 +27,7 @@ from gateway.metrics import Metrics
 from gateway.pipeline import Pipeline
 from gateway.sinks.outbox import Outbox
 from gateway.store import Store
+from gateway.sources import SourcePort
 from gateway.supervision import Supervision
 from gateway.tasks import cancel_and_wait
 
@@ -52,9 +53,12 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.store = Store(config.store_url or config.store_path, config.store_pool_size)
-        self.pipeline = Pipeline(config, self.store, self.metrics)
-        self.supervision = Supervision(config, self.pipeline)
-        self.pipeline.supervision = self.supervision
+        # Supervision first: the pipeline tells it of every device event it accepts;
+        # it gets the pipeline's submit (for its troubles and restores) when it starts.
+        self.supervision = Supervision(config)
+        self.pipeline = Pipeline(config, self.store, self.metrics, self.supervision)
+        # What the receivers may use of the gateway (gateway/sources/__init__.py).
+        self.source_port = SourcePort.of(self.pipeline, self.supervision, self.store)
         self.forwarders = []
         self.outboxes = []
         self.vehicle_center = None
@@ -109,10 +113,10 @@ class Gateway:
         if self.config.bus is not None:
             await self._start_bus()
         if self.cluster is not None:
-            await self.supervision.start_shared(self.store, self.cluster.heard_flush)
+            await self.supervision.start_shared(self.store, self.pipeline.submit, self.cluster.heard_flush)
             self.leases.add("supervision", self.supervision.take_over, self.supervision.hand_over)
         else:
-            await self.supervision.start(self.store)
+            await self.supervision.start(self.store, self.pipeline.submit)
             for fw in self.forwarders:
                 fw.start()
         vehicles = self.config.vehicles
@@ -130,11 +134,11 @@ class Gateway:
             await self.vehicle_edge.start()
         if self.config.receiver_listen:
             from gateway.sources.dc09 import DC09Receiver
-            self.receiver = DC09Receiver(self.config, self.pipeline, self.supervision, self.metrics)
+            self.receiver = DC09Receiver(self.config, self.source_port, self.metrics)
             await self.receiver.start(*self.config.receiver_listen)
         if self.config.mqtt_source:
             from gateway.sources.mqtt import MQTTSource
-            self.mqtt_source = MQTTSource(self.config, self.pipeline, self.supervision, self.metrics)
+            self.mqtt_source = MQTTSource(self.config, self.source_port, self.metrics)
             self.mqtt_source.start()
         if self.config.http_listen:
             from gateway.ops_http import OpsServer

@@ -30,11 +30,9 @@ which the source ACKs as it does any duplicate.
 The side tables (forwarder cursors, dispatches, supervision's last-heard) are
 delivery state, not records: the gateway's role may change them.
 """
-import json
 import threading
 
-from gateway.event import Event
-from gateway.store import GENESIS, StoredEvent, VerifyResult, _verify
+from gateway.store import GENESIS, LogQueries, VerifyResult, _verify, chain
 
 # Notification sent by every append at commit: followers on other nodes (the
 # forwarders' outboxes, the console) wake up at once instead of at their next poll.
@@ -252,8 +250,9 @@ def install_schema(admin_url, gateway_role, schema="public", min_retention_days=
             conn.execute("SET LOCAL search_path = %s" % schema_id)
 
 
-class PgEventLog:
-    """The synchronous log API of gateway.store.EventLog, on a psycopg pool.
+class PgEventLog(LogQueries):
+    """The synchronous log API of gateway.store.EventLog, on a psycopg pool; the
+    reads it shares with SQLite come from LogQueries, the writes are its own.
 
     Each call borrows a connection: writes come from the Store's one writer thread
     (in order, like SQLite's), reads from its reader threads. The pool replaces a
@@ -285,6 +284,10 @@ class PgEventLog:
         with self.pool.connection() as conn:
             return conn.execute(sql, args).fetchall()
 
+    def _select(self, sql, args=()):
+        """LogQueries' reads (gateway/store.py): its ? placeholders as psycopg's."""
+        return self._read(sql.replace("?", "%s"), list(args) or None)
+
     # -- the chain ------------------------------------------------------------------
 
     def append(self, events):
@@ -303,7 +306,6 @@ class PgEventLog:
         together (pipeline mode: the server runs them in order, the lookup after the
         lock is granted), then the insert, notify and COMMIT together; the pool's
         check of the connection is the third."""
-        from gateway.store import row_hash
         keys = [ev.dedup_key for ev in events]
         with self.pool.connection() as conn:
             with conn.pipeline() as pipeline:
@@ -321,20 +323,7 @@ class PgEventLog:
                     head_id, prev = head.fetchone()
                     seen = {r[0] for r in found.fetchall()}
                     step("looked_up")
-                    ids, rows = [], []
-                    row_id = head_id + 1
-                    for ev, key in zip(events, keys):
-                        if key in seen:
-                            ids.append(None)
-                            continue
-                        seen.add(key)
-                        body = ev.to_json()
-                        h = row_hash(row_id, "event", prev, body)
-                        rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority,
-                                     ev.received_at_ms, body, prev, h))
-                        ids.append(row_id)
-                        prev = h
-                        row_id += 1
+                    ids, rows = chain(events, keys, seen, head_id + 1, prev)
                     if rows:
                         # One statement for the batch (arrays unnested by the server), so
                         # the chain trigger checks the batch once.
@@ -344,7 +333,7 @@ class PgEventLog:
                             " %s::text[], %s::text[], %s::integer[], %s::bigint[], %s::text[], %s::text[],"
                             " %s::text[])", [list(column) for column in zip(*rows)])
                         step("inserted")
-                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row_id - 1)))
+                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(rows[-1][0])))
                     step("notified")
             # Leaving the pipeline waited for the COMMIT's result: durable from here.
             step("committed")
@@ -352,31 +341,6 @@ class PgEventLog:
 
     def head_id(self):
         return self._read("SELECT last_id FROM chain_head WHERE chain = 'log'")[0][0]
-
-    def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
-        rows = self._read("SELECT body FROM log WHERE account = %s AND received_at_ms >= %s AND kind = 'event'"
-                          " ORDER BY id DESC", (account, since_ms))
-        for (body,) in rows:
-            d = json.loads(body)
-            if (d["sequence"], d["code"], d["zone"], d["qualifier"]) == (sequence, code, zone, qualifier):
-                return d["device_time"]
-        return None
-
-    def get(self, row_id):
-        rows = self._read("SELECT body FROM log WHERE id = %s AND kind = 'event'", (row_id,))
-        return StoredEvent(row_id, Event.from_dict(json.loads(rows[0][0]))) if rows else None
-
-    def events(self, after=0, account=None, limit=None):
-        sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > %s"
-        args = [after]
-        if account is not None:
-            sql += " AND account = %s"
-            args.append(account)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT %s"
-            args.append(limit)
-        return [StoredEvent(i, Event.from_dict(json.loads(b))) for i, b in self._read(sql, args)]
 
     # -- forwarder cursors (shared by the nodes: a forwarder resumes where the last holder stopped)
 
@@ -390,9 +354,6 @@ class PgEventLog:
                 done = {r[0] for r in conn.execute(
                     "SELECT event_id FROM forwarder_done WHERE forwarder = %s AND event_id > %s", (forwarder, watermark))}
         return watermark, done
-
-    def pending(self, watermark, done):
-        return [s for s in self.events(after=watermark) if s.id not in done]
 
     def mark_delivered(self, forwarder, row_id, watermark):
         with self.pool.connection() as conn:
@@ -415,30 +376,12 @@ class PgEventLog:
                          (forwarder, row_id, now_ms()))
             conn.commit()
 
-    def dispatched(self, forwarder):
-        rows = self._read("SELECT event_id FROM forwarder_dispatch WHERE forwarder = %s ORDER BY requested_at_ms",
-                          (forwarder,))
-        return [s for s in (self.get(r[0]) for r in rows) if s is not None]
-
     def dispatch_delivered(self, forwarder, row_id):
         with self.pool.connection() as conn:
             conn.execute("DELETE FROM forwarder_dispatch WHERE forwarder = %s AND event_id = %s", (forwarder, row_id))
             conn.commit()
 
     # -- supervision --------------------------------------------------------------
-
-    def open_communication_troubles(self):
-        return set(self.communication_troubles_since())
-
-    def communication_troubles_since(self):
-        """{account: wall-clock ms its open communication trouble was raised}: a new
-        watcher restores those heard from since, on any node."""
-        latest = {}
-        for (body,) in self._read("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
-            d = json.loads(body)
-            if d["code"] == 350 and d["source"] == "supervision":
-                latest[d["account"]] = (d["qualifier"], d["received_at_ms"])
-        return {acct: ms for acct, (q, ms) in latest.items() if q == 1}
 
     def record_heard(self, heard):
         """heard: {account: (wall-clock ms, learned interval seconds or None)}. Keeps

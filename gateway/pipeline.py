@@ -30,11 +30,11 @@ class InvalidEvent(ValueError):
 
 
 class Pipeline:
-    def __init__(self, config, store, metrics):
+    def __init__(self, config, store, metrics, supervision=None):
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.supervision = None           # set by the gateway (rules that watch every event)
+        self.supervision = supervision    # gateway.supervision.Supervision: hears of every device event
         self.bus = None                   # gateway.bus.Bus in cluster mode: submit() publishes to it
         self._listeners = []              # callables(StoredEvent), e.g. outboxes
         self._waiting = []                # heap of (priority, arrival, event, future)

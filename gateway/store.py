@@ -17,16 +17,16 @@ Forwarder cursors live in two small side tables (not chained: they are delivery
 state, not records): a watermark (every row up to it is delivered or filtered
 out) and the ids delivered above it (alarms overtake older routine events).
 
-All methods are synchronous; `Store` runs them on one dedicated thread so the
-event loop never waits on an fsync and the SQLite connection stays on one thread.
+All methods are synchronous; `Store` runs them on the log's own thread
+(gateway/dbthread.py) so the event loop never waits on an fsync and the SQLite
+connection stays on one thread.
 """
-import asyncio
-import concurrent.futures
 import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
 
+from gateway.dbthread import DbThread
 from gateway.event import Event, canonical_json, now_ms
 
 GENESIS = "0" * 64
@@ -69,13 +69,96 @@ def row_hash(row_id, kind, prev_hash, body):
     return hashlib.sha256(("%d\n%s\n%s\n%s" % (row_id, kind, prev_hash, body)).encode()).hexdigest()
 
 
+def chain(events, keys, seen, row_id, prev):
+    """The log rows for a batch of events, numbered from `row_id` and chained from
+    the hash `prev`; shared by both engines (gateway/pgstore.py). Skips an event
+    whose dedup key is in `seen` (recorded already) or repeats one earlier in the
+    batch. Returns (a row id per event, None for a duplicate; the rows)."""
+    ids, rows = [], []
+    seen = set(seen)
+    for ev, key in zip(events, keys):
+        if key in seen:
+            ids.append(None)
+            continue
+        seen.add(key)                  # a duplicate within the batch, too
+        body = ev.to_json()
+        h = row_hash(row_id, "event", prev, body)
+        rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms, body, prev, h))
+        ids.append(row_id)
+        prev = h
+        row_id += 1
+    return ids, rows
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     id: int
     event: Event
 
 
-class EventLog:
+class LogQueries:
+    """The outbox's and supervision's reads of the log, written once for both
+    engines: EventLog (SQLite) and gateway.pgstore.PgEventLog implement
+    `_select(sql, args)`: SQL with SQLite's ? placeholders, returning its rows (an
+    iterable: SQLite's cursor reads them as they are used)."""
+
+    def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
+        """The device time of the newest event of `account` received since `since_ms` with
+        this sequence, code, zone and qualifier, or None: how a retry of a frame that
+        carries no time of its own is told from a new event (sources/dc09.py)."""
+        rows = self._select("SELECT body FROM log WHERE account = ? AND received_at_ms >= ? AND kind = 'event'"
+                            " ORDER BY id DESC", (account, since_ms))
+        for (body,) in rows:
+            d = json.loads(body)
+            if (d["sequence"], d["code"], d["zone"], d["qualifier"]) == (sequence, code, zone, qualifier):
+                return d["device_time"]
+        return None
+
+    def get(self, row_id):
+        """One stored event by its row id, or None (purged, a purge row, or no such row)."""
+        row = next(iter(self._select("SELECT body FROM log WHERE id = ? AND kind = 'event'", (row_id,))), None)
+        return StoredEvent(row_id, Event.from_dict(json.loads(row[0]))) if row else None
+
+    def events(self, after=0, account=None, limit=None):
+        sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > ?"
+        args = [after]
+        if account is not None:
+            sql += " AND account = ?"
+            args.append(account)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [StoredEvent(i, Event.from_dict(json.loads(b))) for i, b in self._select(sql, args)]
+
+    def pending(self, watermark, done):
+        """A forwarder's undelivered events (all classes: its outbox filters)."""
+        return [s for s in self.events(after=watermark) if s.id not in done]
+
+    def dispatched(self, forwarder):
+        """Stored events with a dispatch to `forwarder` not yet delivered, oldest request first."""
+        rows = list(self._select("SELECT event_id FROM forwarder_dispatch WHERE forwarder = ? ORDER BY requested_at_ms",
+                                 (forwarder,)))
+        return [s for s in (self.get(r[0]) for r in rows) if s is not None]
+
+    # -- supervision state --------------------------------------------------------
+
+    def open_communication_troubles(self):
+        """Accounts whose latest supervision event (code 350) is a trouble, not a restore."""
+        return set(self.communication_troubles_since())
+
+    def communication_troubles_since(self):
+        """{account: wall-clock ms its open communication trouble was raised}: a new
+        watcher (cluster mode) restores those heard from since, on any node."""
+        latest = {}
+        for (body,) in self._select("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
+            d = json.loads(body)
+            if d["code"] == 350 and d["source"] == "supervision":
+                latest[d["account"]] = (d["qualifier"], d["received_at_ms"])
+        return {acct: ms for acct, (q, ms) in latest.items() if q == 1}
+
+
+class EventLog(LogQueries):
     def __init__(self, path):
         self.path = str(path)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -89,6 +172,9 @@ class EventLog:
 
     def close(self):
         self.db.close()
+
+    def _select(self, sql, args=()):
+        return self.db.execute(sql, args)      # a cursor: rows are read as they are used
 
     def _head(self):
         row = self.db.execute("SELECT id, hash FROM log ORDER BY id DESC LIMIT 1").fetchone()
@@ -107,78 +193,30 @@ class EventLog:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
         return (row[0] if row else 0) + 1
 
-    def _insert(self, kind, body, prev_hash, dedup_key=None, account=None, event_class=None,
-                priority=None, received_at_ms=0):
-        row_id = self._next_id()
-        h = row_hash(row_id, kind, prev_hash, body)
-        self.db.execute(
+    def _insert(self, rows):
+        """The one INSERT into the log: rows of (id, kind, dedup_key, account,
+        event_class, priority, received_at_ms, body, prev_hash, hash), in id order,
+        each linking to the one before (`chain`)."""
+        self.db.executemany(
             "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, hash)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (row_id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, h))
-        return row_id, h
+            " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
     def append(self, events):
         """Commit events in one transaction; returns a row id per event, None for a
         duplicate (same dedup key already recorded). Returns after the fsync."""
-        ids = []
         self.db.execute("BEGIN IMMEDIATE")
         try:
             # One query for the batch's duplicates, one id read and one executemany:
             # a fleet stores thousands of positions a second through here.
             keys = [ev.dedup_key for ev in events]
-            seen = self._recorded(keys)
             _, prev = self._head()
-            row_id = self._next_id()
-            rows = []
-            for ev, key in zip(events, keys):
-                if key in seen:
-                    ids.append(None)
-                    continue
-                seen.add(key)                  # a duplicate within the batch, too
-                body = ev.to_json()
-                h = row_hash(row_id, "event", prev, body)
-                rows.append((row_id, "event", key, ev.account, ev.event_class, ev.priority, ev.received_at_ms,
-                             body, prev, h))
-                ids.append(row_id)
-                prev = h
-                row_id += 1
-            self.db.executemany(
-                "INSERT INTO log (id, kind, dedup_key, account, event_class, priority, received_at_ms, body, prev_hash, hash)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            ids, rows = chain(events, keys, self._recorded(keys), self._next_id(), prev)
+            self._insert(rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         return ids
-
-    def recent_device_time(self, account, sequence, code, zone, qualifier, since_ms):
-        """The device time of the newest event of `account` received since `since_ms` with
-        this sequence, code, zone and qualifier, or None: how a retry of a frame that
-        carries no time of its own is told from a new event (sources/dc09.py)."""
-        rows = self.db.execute("SELECT body FROM log WHERE account = ? AND received_at_ms >= ? AND kind = 'event'"
-                               " ORDER BY id DESC", (account, since_ms))
-        for (body,) in rows:
-            d = json.loads(body)
-            if (d["sequence"], d["code"], d["zone"], d["qualifier"]) == (sequence, code, zone, qualifier):
-                return d["device_time"]
-        return None
-
-    def get(self, row_id):
-        """One stored event by its row id, or None (purged, a purge row, or no such row)."""
-        row = self.db.execute("SELECT body FROM log WHERE id = ? AND kind = 'event'", (row_id,)).fetchone()
-        return StoredEvent(row_id, Event.from_dict(json.loads(row[0]))) if row else None
-
-    def events(self, after=0, account=None, limit=None):
-        sql = "SELECT id, body FROM log WHERE kind = 'event' AND id > ?"
-        args = [after]
-        if account is not None:
-            sql += " AND account = ?"
-            args.append(account)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [StoredEvent(i, Event.from_dict(json.loads(b))) for i, b in self.db.execute(sql, args)]
 
     def head_id(self):
         return self._head()[0]
@@ -197,10 +235,6 @@ class EventLog:
         done = {r[0] for r in self.db.execute(
             "SELECT event_id FROM forwarder_done WHERE forwarder = ? AND event_id > ?", (forwarder, row[0]))}
         return row[0], done
-
-    def pending(self, watermark, done):
-        """A forwarder's undelivered events (all classes: its outbox filters)."""
-        return [s for s in self.events(after=watermark) if s.id not in done]
 
     def mark_delivered(self, forwarder, row_id, watermark):
         # Cursor updates skip the fsync: losing the last few after a power cut only
@@ -233,25 +267,8 @@ class EventLog:
     def request_dispatch(self, forwarder, row_id):
         self.db.execute("INSERT OR IGNORE INTO forwarder_dispatch VALUES (?, ?, ?)", (forwarder, row_id, now_ms()))
 
-    def dispatched(self, forwarder):
-        """Stored events with a dispatch to `forwarder` not yet delivered, oldest request first."""
-        rows = self.db.execute("SELECT event_id FROM forwarder_dispatch WHERE forwarder = ? ORDER BY requested_at_ms",
-                               (forwarder,)).fetchall()
-        return [s for s in (self.get(r[0]) for r in rows) if s is not None]
-
     def dispatch_delivered(self, forwarder, row_id):
         self.db.execute("DELETE FROM forwarder_dispatch WHERE forwarder = ? AND event_id = ?", (forwarder, row_id))
-
-    # -- supervision state --------------------------------------------------------
-
-    def open_communication_troubles(self):
-        """Accounts whose latest supervision event (code 350) is a trouble, not a restore."""
-        latest = {}
-        for (body,) in self.db.execute("SELECT body FROM log WHERE kind = 'event' AND event_class = 'trouble' ORDER BY id"):
-            d = json.loads(body)
-            if d["code"] == 350 and d["source"] == "supervision":
-                latest[d["account"]] = d["qualifier"]
-        return {acct for acct, q in latest.items() if q == 1}
 
     # -- retention ---------------------------------------------------------------
 
@@ -295,7 +312,8 @@ class EventLog:
                 run[3][cls] = max(run[3].get(cls, 0), received)
             body = canonical_json({"purged_at_ms": now, "retention_days": retention_days, "runs": runs})
             _, prev = self._head()
-            self._insert("purge", body, prev, received_at_ms=now)
+            row_id = self._next_id()
+            self._insert([(row_id, "purge", None, None, None, None, now, body, prev, row_hash(row_id, "purge", prev, body))])
             self.db.executemany("DELETE FROM log WHERE id BETWEEN ? AND ? AND kind = 'event'",
                                 [(run[0], run[1]) for run in runs])
             self.db.execute("COMMIT")
@@ -420,31 +438,27 @@ class Store:
         self.path = path
         self.cluster = is_postgres_url(path)
         self.pool_size = pool_size
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._readers = (concurrent.futures.ThreadPoolExecutor(max_workers=max(1, pool_size - 1),
-                                                               thread_name_prefix="store-read")
-                         if self.cluster else self._thread)
+        self._writer = DbThread("store")
+        self._readers = DbThread("store-read", threads=max(1, pool_size - 1)) if self.cluster else self._writer
         self._log = None
 
     async def open(self):
         if self.cluster:
             from gateway.pgstore import PgEventLog
-            self._log = await self._run(PgEventLog, self.path, self.pool_size)
+            self._log = await self._writer.open(PgEventLog, self.path, self.pool_size)
         else:
-            self._log = await self._run(EventLog, self.path)
+            self._log = await self._writer.open(EventLog, self.path)
 
     async def close(self):
-        if self._log is not None:
-            await self._run(self._log.close)
-            self._log = None
-        self._thread.shutdown(wait=True)
-        self._readers.shutdown(wait=True)
+        self._log = None
+        await self._writer.close()            # closes the log on its thread
+        await self._readers.close()           # the same DbThread on SQLite: a no-op
 
     async def _run(self, fn, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+        return await self._writer.run(fn, *args, **kwargs)
 
     async def _read(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._readers, lambda: fn(*args))
+        return await self._readers.run(fn, *args)
 
     async def append(self, events):
         return await self._run(self._log.append, events)

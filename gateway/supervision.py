@@ -33,9 +33,9 @@ log = logging.getLogger("jifang.supervision")
 
 
 class Supervision:
-    def __init__(self, config, pipeline, clock=time.monotonic):
+    def __init__(self, config, clock=time.monotonic):
         self.config = config
-        self.pipeline = pipeline
+        self.submit = None           # async fn(event): the pipeline's, given at start
         self.clock = clock
         self.last_heard = {}         # account -> monotonic time
         self.intervals = {}          # account -> seconds
@@ -49,7 +49,9 @@ class Supervision:
         self._flusher = None
         self.watching = True         # cluster mode: only while this node holds the lease
 
-    async def start(self, store):
+    async def start(self, store, submit):
+        """One node: watch every device; `submit` records its troubles and restores."""
+        self.submit = submit
         now = self.clock()
         for account, device in self.config.devices.items():
             if account != "*" and device.reporting_interval:
@@ -66,8 +68,9 @@ class Supervision:
 
     # -- cluster mode --------------------------------------------------------------
 
-    async def start_shared(self, store, heard_flush):
+    async def start_shared(self, store, submit, heard_flush):
         """Every node: record what it hears in the shared table; watch only under the lease."""
+        self.submit = submit
         now = self.clock()
         for account, device in self.config.devices.items():
             if account != "*" and device.reporting_interval:
@@ -155,7 +158,7 @@ class Supervision:
 
     async def _submit(self, event):
         try:
-            await self.pipeline.submit(event)
+            await self.submit(event)
         except Exception as exc:
             log.error("could not record supervision event", extra={"account": event.account, "error": repr(exc)})
 

@@ -18,13 +18,13 @@ Cluster mode (`[store] url = "postgresql://..."`): the same tables in the log's
 database, shared by every node's console (gateway/console/pgdb.py); `AsyncConsoleDB`
 picks the engine from its location (a path or a URL).
 
-`ConsoleDB` is synchronous; `AsyncConsoleDB` runs every method on one dedicated
-thread, so the event loop never waits on an fsync and the connection stays on
-one thread (the same arrangement as gateway.store.Store).
+`ConsoleDB` is synchronous; `AsyncConsoleDB` runs every method on the database's
+own thread (gateway/dbthread.py, as gateway.store.Store does), so the event loop
+never waits on an fsync and the connection stays on one thread.
 """
-import asyncio
-import concurrent.futures
 import sqlite3
+
+from gateway.dbthread import DbThread
 
 APPEND_ONLY = ("assignments", "dispositions", "dispatches", "escalations", "access_register", "walk_tests")
 
@@ -196,8 +196,17 @@ class ConsoleDB:
         call at a time, so concurrent logins cannot all pass a check before any is
         counted). The try is recorded as a failure at once; `login_succeeded`
         removes it. Returns (0, attempt row id) or (until_ms, None)."""
-        from gateway.console.auth import backoff_ms
         self._unsynced("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
+        until = self._throttled_until(username, client, now_ms, policy)
+        if until:
+            return until, None
+        cursor = self._unsynced("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
+        return 0, cursor.lastrowid
+
+    def _throttled_until(self, username, client, now_ms, policy):
+        """When the next try of this account from this address may come (ms), or 0
+        now: the later of the pair's and the address's back-off (both engines)."""
+        from gateway.console.auth import backoff_ms
         pair = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE username = ? AND client = ?",
                          (username, client))
         address = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?", (client,))
@@ -206,10 +215,7 @@ class ConsoleDB:
             wait = backoff_ms(row["n"], free, policy["first_s"], policy["longest_s"])
             if wait and row["last"] + wait > now_ms:
                 until = max(until, row["last"] + wait)
-        if until:
-            return until, None
-        cursor = self._unsynced("INSERT INTO login_failures VALUES (?,?,?)", (username, client, now_ms))
-        return 0, cursor.lastrowid
+        return until
 
     def _unsynced(self, sql, args=()):
         """A write without fsync: the throttle's counts are worth less than the disk
@@ -353,25 +359,18 @@ class AsyncConsoleDB:
 
     def __init__(self, path):
         self.path = path
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-db")
-        self._db = None
+        self._thread = DbThread("console-db")
         self._cls = database_class(path)
 
     async def open(self):
-        self._db = await self._run(self._cls, self.path)
+        await self._thread.open(self._cls, self.path)
 
     async def close(self):
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._thread.shutdown(wait=True)
-
-    async def _run(self, fn, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+        await self._thread.close()
 
     def __getattr__(self, name):
         method = getattr(self._cls, name)
 
         async def call(*args, **kwargs):
-            return await self._run(method, self._db, *args, **kwargs)
+            return await self._thread.run(method, self._thread.conn, *args, **kwargs)
         return call

@@ -252,19 +252,10 @@ class PgConsoleDB(ConsoleDB):
         """As ConsoleDB.login_gate, cluster-wide: the advisory lock on the client
         address makes every node's check-and-count for that address run one at a
         time (the pair's count is per address too)."""
-        from gateway.console.auth import backoff_ms
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(?)", (_login_lock_key(client),))
             self.db.execute("DELETE FROM login_failures WHERE at_ms < ?", (now_ms - policy["window_ms"],))
-            pair = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures"
-                             " WHERE username = ? AND client = ?", (username, client))
-            address = self._one("SELECT COUNT(*) AS n, MAX(at_ms) AS last FROM login_failures WHERE client = ?",
-                                (client,))
-            until = 0
-            for row, free in ((pair, policy["pair_free"]), (address, policy["address_free"])):
-                wait = backoff_ms(row["n"], free, policy["first_s"], policy["longest_s"])
-                if wait and row["last"] + wait > now_ms:
-                    until = max(until, row["last"] + wait)
+            until = self._throttled_until(username, client, now_ms, policy)
             if until:
                 return until, None
             row = self._one("INSERT INTO login_failures (username, client, at_ms) VALUES (?,?,?) RETURNING id",

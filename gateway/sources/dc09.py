@@ -183,10 +183,9 @@ class ReceiverError(Exception):
 
 
 class DC09Receiver:
-    def __init__(self, config, pipeline, supervision, metrics):
+    def __init__(self, config, port, metrics):
         self.config = config
-        self.pipeline = pipeline
-        self.supervision = supervision
+        self.port = port                # gateway.sources.SourcePort: all it uses of the gateway
         self.metrics = metrics
         self._listener = None
         self._udp = None
@@ -300,7 +299,7 @@ class DC09Receiver:
     async def _handle(self, msg, key, account, frame, source, peer, nak_budget):
         """(answer, committed) for a decoded, authenticated message."""
         if msg.token == "NULL":
-            self.supervision.heard_from(account, link_test=True)
+            self.port.heard_from(account, link_test=True)
             return dc09.encode(dc09.make_ack(msg), key), True
         try:
             events = self._events(msg, account, frame, source)
@@ -314,7 +313,7 @@ class DC09Receiver:
             for event in events:
                 if not self._dated(msg):
                     event = await self._as_retry_of_recent(event)
-                await self.pipeline.submit(event)
+                await self.port.submit(event)
         except InvalidEvent as exc:
             return self._nak("format", str(exc), frame, peer, nak_budget), False
         except Exception as exc:
@@ -397,7 +396,7 @@ class DC09Receiver:
         retry window, the same account, sequence, code, zone and qualifier is that
         retry: it takes the first copy's device time, hence the same dedup key."""
         since = event.received_at_ms - RETRY_WINDOW_SECONDS * 1000
-        earlier = await self.pipeline.store.recent_device_time(
+        earlier = await self.port.recent_device_time(
             event.account, event.sequence, event.code, event.zone, event.qualifier, since)
         return event if earlier is None else dataclasses.replace(event, device_time=earlier)
 

@@ -42,12 +42,11 @@ RECONNECT_SECONDS = 2
 
 
 class MQTTSource:
-    def __init__(self, config, pipeline, supervision, metrics):
+    def __init__(self, config, port, metrics):
         self.broker = config.mqtt_source["broker"]
         self.prefix = config.mqtt_source["topic_prefix"]
         self.config = config
-        self.pipeline = pipeline
-        self.supervision = supervision
+        self.port = port                # gateway.sources.SourcePort: all it uses of the gateway
         self.metrics = metrics
         self.max_payload = config.mqtt_source.get("max_payload_bytes", MQTT_MAX_PAYLOAD)
         self.status_memory = config.mqtt_source.get("status_memory", MQTT_STATUS_MEMORY)
@@ -124,10 +123,10 @@ class MQTTSource:
             if kind == bus.STATUS:
                 self._remember(account, data)
             if kind != bus.STATUS or data["online"]:
-                self.supervision.heard_from(account)
+                self.port.heard_from(account)
             return
         try:
-            await self.pipeline.submit(event)
+            await self.port.submit(event)
         except InvalidEvent as exc:
             log.warning("MQTT event invalid", extra={"topic": topic, "reason": str(exc)})
             return

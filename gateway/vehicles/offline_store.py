@@ -7,11 +7,12 @@ nothing: on the next connection the backlog goes up in order, as 0x0704
 back-fill batches. The store also keeps the terminal's authentication code, so a
 restart of the vehicle computer does not need a new registration.
 
-All calls run on one dedicated thread: the event loop never waits on an fsync.
+All calls run on the store's own thread (gateway/dbthread.py): the event loop
+never waits on an fsync.
 """
-import asyncio
-import concurrent.futures
 import sqlite3
+
+from gateway.dbthread import DbThread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -31,6 +32,9 @@ class _Db:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
 
     def append(self, body):
         return self.db.execute("INSERT INTO positions (body) VALUES (?)", (body,)).lastrowid
@@ -58,20 +62,20 @@ class _Db:
 class PositionStore:
     def __init__(self, path):
         self.path = path
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vehicle-store")
-        self._db = None
+        self._thread = DbThread("vehicle-store")
 
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await self._thread.run(fn, *args)
+
+    @property
+    def _db(self):
+        return self._thread.conn
 
     async def open(self):
-        self._db = await self._run(_Db, self.path)
+        await self._thread.open(_Db, self.path)
 
     async def close(self):
-        if self._db is not None:
-            await self._run(self._db.db.close)
-            self._db = None
-        self._thread.shutdown(wait=True)
+        await self._thread.close()
 
     async def append(self, body):
         return await self._run(self._db.append, body)

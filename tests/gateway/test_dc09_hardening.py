@@ -194,7 +194,7 @@ async def test_a_copy_of_a_message_not_committed_is_handled_as_new():
 def test_replay_cache_size_is_a_config_key(tmp_path):
     cfg = center_config(tmp_path, replay_cache_size=16)
     from gateway.sources.dc09 import DC09Receiver
-    receiver = DC09Receiver(cfg, None, None, None)
+    receiver = DC09Receiver(cfg, None, None)
     assert receiver.replays.size == 16 and receiver.replays.lifetime == 20 + 40 + 1
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import ConfigError
-from gateway.console.source import LogReader
+from gateway.logreader import LogReader
 from gateway.vehicles import config as vehicles_config
 from gateway.vehicles.codes import PANIC_CODE, TERMINAL_FAULT_CODE
 from gateway.vehicles.registry import Registry
