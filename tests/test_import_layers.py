@@ -52,7 +52,6 @@ DELIBERATE_CYCLES = [{"protocols.dc09", "protocols.dc09_data"}]
 KNOWN_CYCLES = [
     {"gateway.console.db", "gateway.console.pgdb", "gateway.pgstore", "gateway.store",
      "gateway.vehicles.pgregistry", "gateway.vehicles.registry"},
-    {"gateway.app", "gateway.console.process", "gateway.console.serve"},
     {"gateway.demo", "gateway.demo_cluster"},
     {"tools.flash", "tools.provision_run"},
 ]
