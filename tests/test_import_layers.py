@@ -43,7 +43,6 @@ KNOWN_UPWARD = {
     ("gateway.demo_cluster", "hil.firmware_panel"),
     ("gateway.demo_cluster", "hil.micropython"),
     ("hil.receivers", "tests.support.ports"),
-    ("tools.sim_image", "hil.micropython"),
 }
 
 DELIBERATE_CYCLES = [{"protocols.dc09", "protocols.dc09_data"}]
@@ -53,7 +52,6 @@ KNOWN_CYCLES = [
     {"gateway.console.db", "gateway.console.pgdb", "gateway.pgstore", "gateway.store",
      "gateway.vehicles.pgregistry", "gateway.vehicles.registry"},
     {"gateway.demo", "gateway.demo_cluster"},
-    {"tools.flash", "tools.provision_run"},
 ]
 
 
