@@ -42,7 +42,6 @@ KNOWN_UPWARD = {
     ("gateway.demo_cluster", "hil.compound"),
     ("gateway.demo_cluster", "hil.firmware_panel"),
     ("gateway.demo_cluster", "hil.micropython"),
-    ("hil.receivers", "tests.support.ports"),
 }
 
 DELIBERATE_CYCLES = [{"protocols.dc09", "protocols.dc09_data"}]
