@@ -30,7 +30,10 @@ DEFAULT_RETENTION_DAYS = {"default": 30, "alarm": 730}
 DEFAULT_FORWARD_CLASSES = ("alarm", "trouble")
 DEFAULT_FORWARD_CATEGORIES = ("panic", "duress", "fire", "medical", "tamper")
 
-FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "console")
+# "stdout" prints the feed (gateway/sinks/stdout.py); "console" is its older name, still
+# read so configs written before the rename load unchanged (it is not the web console).
+FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "stdout", "console")
+FEED_TYPES = ("stdout", "console")
 
 # The device bus (mqtt_source): a message longer than this is refused unread (a
 # device's status is under 400 bytes, an event or a reading far less); the source
@@ -370,8 +373,8 @@ def _forwarders(tables, source, secrets):
         if ftype not in FORWARDER_TYPES:
             raise t.error("type", "unknown forwarder type", "one of " + ", ".join(FORWARDER_TYPES))
         fw = Forwarder(name=fname, type=ftype,
-                       classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype != "console" else EVENT_CLASSES, EVENT_CLASSES),
-                       categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype != "console" else (), CATEGORIES))
+                       classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype not in FEED_TYPES else EVENT_CLASSES, EVENT_CLASSES),
+                       categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype not in FEED_TYPES else (), CATEGORIES))
         fw.dispatch = t.get("dispatch", bool, True)
         if ftype == "dc09":
             _dc09_forwarder(fw, t, source, secrets)
