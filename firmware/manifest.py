@@ -26,7 +26,7 @@ package("core", files=(
     # not core/cpython.py (CPython's stand-ins, never imported on a device) nor
     # core/fakeclock.py (the tests' clock: hil/sim_manifest.py)
 ))
-# hal/sim.py too: an image booted on the unix port (tools/sim_image.py) is the very
+# hal/sim.py too: an image booted on the unix port (hil/sim_image.py) is the very
 # image an ESP32 gets, with the HAL chosen by config.
 package("hal", files=("__init__.py", "base.py", "esp32.py", "sim.py"))
 package("panel", files=("__init__.py", "keypad.py", "panel.py", "state.py", "troubles.py", "zones.py"))

@@ -44,8 +44,8 @@ def make_forwarder(spec, outbox, metrics, gateway_name, console_stream=None, con
     if spec.type == "mqtt":
         from gateway.sinks.mqtt import MQTTForwarder
         return MQTTForwarder(spec, outbox, metrics, gateway_name)
-    from gateway.sinks.console import ConsoleForwarder
-    return ConsoleForwarder(spec, outbox, metrics, console_stream, console_prefix)
+    from gateway.sinks.stdout import StdoutForwarder
+    return StdoutForwarder(spec, outbox, metrics, console_stream, console_prefix)
 
 
 class Gateway:

@@ -9,17 +9,20 @@ names the key, the value it found and what to write instead, e.g.
 Relative paths (store.path) are resolved against the folder of the config file,
 so a config works the same whatever directory the gateway is started from.
 """
-import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The base every part's config builds on; its names stay importable from here, where
+# the rest of the gateway and the tests have always taken them.
+from gateway.configbase import (  # noqa: F401
+    MIN_RETENTION_DAYS, TCP_LIMIT_KEYS, ConfigError, Table, load_toml, parse_address, tcp_limits)
+from gateway.console import settings as console_settings
 from gateway.event import EVENT_CLASSES, CATEGORIES
+from gateway.vehicles import config as vehicles_config
 from protocols import bus
 
-# Records must be kept at least 30 days by the strictest rule the product serves
-# (DESIGN.md, "Rules"); a config asking for less is refused rather than obeyed.
-MIN_RETENTION_DAYS = 30
+# Retention below MIN_RETENTION_DAYS (gateway/configbase.py) is refused.
 DEFAULT_RETENTION_DAYS = {"default": 30, "alarm": 730}
 
 # What goes up to the 110 center unless a forwarder says otherwise: alarms
@@ -27,7 +30,10 @@ DEFAULT_RETENTION_DAYS = {"default": 30, "alarm": 730}
 DEFAULT_FORWARD_CLASSES = ("alarm", "trouble")
 DEFAULT_FORWARD_CATEGORIES = ("panic", "duress", "fire", "medical", "tamper")
 
-FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "console")
+# "stdout" prints the feed (gateway/sinks/stdout.py); "console" is its older name, still
+# read so configs written before the rename load unchanged (it is not the web console).
+FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "stdout", "console")
+FEED_TYPES = ("stdout", "console")
 
 # The device bus (mqtt_source): a message longer than this is refused unread (a
 # device's status is under 400 bytes, an event or a reading far less); the source
@@ -35,12 +41,6 @@ FORWARDER_TYPES = ("dc09", "webhook", "mqtt", "console")
 # unchanged (retained, or after a reconnect) is not stored again.
 MQTT_MAX_PAYLOAD = 4096
 MQTT_STATUS_MEMORY = 10000
-
-
-class ConfigError(ValueError):
-    def __init__(self, key, value, problem, fix, source="config"):
-        self.key, self.value, self.problem, self.fix = key, value, problem, fix
-        super().__init__("config error in %s: %s = %r: %s; fix: %s" % (source, key, value, problem, fix))
 
 
 @dataclass
@@ -154,41 +154,6 @@ def udp_defaults():
     return Limits(max_connections=256, max_per_address=16, reserved=64)
 
 
-
-
-
-# The keys of a TCP listener's limits, shared by [receiver] (DC-09) and [jt808]:
-# key -> (Limits field, minimum, maximum). What each bounds: gateway/netlimits.py.
-TCP_LIMIT_KEYS = {
-    "max_connections": ("max_connections", 1, 1_000_000),
-    "max_connections_per_address": ("max_per_address", 1, 1_000_000),
-    "reserved_connections": ("reserved", 0, 1_000_000),
-    "first_frame_timeout_seconds": ("first_frame_timeout", 0.1, 3600),
-    "idle_timeout_seconds": ("idle_timeout", 1, 86400),
-    "max_output_bytes": ("max_output", 256, 1 << 30),
-    "accept_backoff_max_seconds": ("accept_backoff_max", 0.05, 60),
-    "known_addresses": ("known_addresses", 1, 10_000_000),
-    "socket_send_buffer_bytes": ("send_buffer", 0, 1 << 30),
-    "max_frames_per_second": ("frame_rate", 0.1, 1_000_000),
-    "frame_burst": ("frame_burst", 1, 1_000_000),
-}
-
-
-def tcp_limits(table, defaults, clients="known clients"):
-    """A TCP listener's netlimits.Limits from `table`'s TCP_LIMIT_KEYS, each
-    defaulting to `defaults`' value (a Limits, left unchanged)."""
-    import dataclasses
-    values = {}
-    for key, (name, low, high) in TCP_LIMIT_KEYS.items():
-        default = getattr(defaults, name)
-        values[name] = type(default)(table.number(key, default, low, high))
-    limits = dataclasses.replace(defaults, **values)
-    if limits.reserved >= limits.max_connections:
-        raise table.error("reserved_connections", "not below max_connections (%d)" % limits.max_connections,
-                          "reserve a part of max_connections for %s, e.g. a tenth" % clients)
-    return limits
-
-
 def _receiver_limits(receiver):
     """[receiver] limits -> (TCP Limits, UDP Limits); see gateway/netlimits.py for
     what each bounds and why its default."""
@@ -203,69 +168,6 @@ def _receiver_limits(receiver):
                              "reserve a part of udp_max_in_flight for known panels")
     udp.known_addresses = tcp.known_addresses
     return tcp, udp
-
-
-class _Table:
-    """One TOML table with its dotted path, for error messages that name the key."""
-
-    def __init__(self, data, path, source, known):
-        self.data, self.path, self.source = data, path, source
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                fix = ("did you mean %r?" % close[0]) if close else ("known keys: " + ", ".join(sorted(known)))
-                raise ConfigError(self.key(key), data[key], "unknown key", fix, source)
-
-    def key(self, name):
-        return "%s.%s" % (self.path, name) if self.path else name
-
-    def error(self, name, problem, fix):
-        return ConfigError(self.key(name), self.data.get(name), problem, fix, self.source)
-
-    def get(self, name, kind, default=None, required=False, fix=None):
-        if name not in self.data:
-            if required:
-                raise ConfigError(self.key(name), None, "missing", fix or "add it", self.source)
-            return default
-        value = self.data[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            raise self.error(name, "expected %s" % " or ".join(k.__name__ for k in kinds),
-                             fix or "write a %s" % kinds[0].__name__)
-        return value
-
-    def number(self, name, default, minimum, maximum=None):
-        value = self.get(name, (int, float), default)
-        if value < minimum or (maximum is not None and value > maximum):
-            span = "%s..%s" % (minimum, maximum) if maximum is not None else ">= %s" % minimum
-            raise self.error(name, "out of range", "use a value in %s" % span)
-        return value
-
-    def address(self, name, required=False):
-        value = self.get(name, str, required=required, fix='write HOST:PORT, e.g. "127.0.0.1:7001"')
-        if value is None:
-            return None
-        return parse_address(value, self.key(name), self.source)
-
-    def table(self, name, known, default_empty=True):
-        value = self.get(name, dict, {} if default_empty else None)
-        return None if value is None else _Table(value, self.key(name), self.source, known)
-
-    def tables(self, name, known):
-        value = self.get(name, list, [], fix="write [[%s]] tables" % name)
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, dict):
-                raise ConfigError("%s[%d]" % (self.key(name), i), item, "expected a table", "write [[%s]]" % name, self.source)
-            out.append(_Table(item, "%s[%d]" % (self.key(name), i), self.source, known))
-        return out
-
-
-def parse_address(value, key="address", source="config"):
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(key, value, "expected HOST:PORT", 'write it like "127.0.0.1:7001"', source)
-    return host, int(port)
 
 
 def _is_account(text):
@@ -308,30 +210,56 @@ def _classes(table, name, default, allowed):
 
 def load(path):
     path = Path(path)
-    source = str(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("--config", source, "file not found", "give the path of a gateway TOML file (see examples/)", source)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("(file)", source, "not valid TOML: %s" % exc, "fix the TOML syntax at that line", source)
-    return from_dict(data, base_dir=path.parent, source=source)
+    return from_dict(load_toml(path), base_dir=path.parent, source=str(path))
 
 
 def from_dict(data, base_dir=Path("."), source="config"):
-    from protocols import dc09  # the codec is needed only to turn keys into bytes
-
-    from gateway.vehicles import config as vehicles_config   # imported here: it builds on this module
-
-    root = _Table(data, "", source, ["gateway", "store", "cluster", "receiver", "supervision", "http",
+    """The whole gateway TOML document, every table parsed by its own function below;
+    the parts' tables by their own modules ([console]: gateway/console/settings.py,
+    [jt808]/[vehicles]/[edge]: gateway/vehicles/config.py)."""
+    root = Table(data, "", source, ["gateway", "store", "cluster", "receiver", "supervision", "http",
                                     "mqtt_source", "devices", "forwarders", "console", "bus"]
-                  + list(vehicles_config.SECTIONS))
-    secrets = []
-    gw = root.table("gateway", ["name"])
-    name = gw.get("name", str, "gateway")
+                 + list(vehicles_config.SECTIONS))
+    secrets = []          # every secret string, each parser adds its own, so logs can scrub them
+    name = root.table("gateway", ["name"]).get("name", str, "gateway")
+    store = _store(root.table("store", ["path", "url", "pool_size", "retention_days", "purge_interval_hours"]),
+                   base_dir, secrets)
+    cluster = _cluster(root.table("cluster", ["node", "lease_poll_seconds", "lease_timeout_seconds",
+                                              "follow_poll_seconds", "heard_flush_seconds"]),
+                       store["store_url"], name)
+    receiver = _receiver(root.table("receiver", RECEIVER_KEYS))
+    factor = root.table("supervision", ["learned_interval_factor"]).number("learned_interval_factor", 3, 1.5, 100)
+    http = _http(root.table("http", ["listen", "token"]), secrets)
+    mqtt_source = _mqtt_source(root.table("mqtt_source", ["broker", "topic_prefix", "max_payload_bytes",
+                                                           "status_memory"], default_empty=False))
+    devices = _devices(root.tables("devices", DEVICE_KEYS), secrets)
+    forwarders = _forwarders(root.tables("forwarders", FORWARDER_KEYS), source, secrets)
 
-    store = root.table("store", ["path", "url", "pool_size", "retention_days", "purge_interval_hours"])
+    vehicles = None
+    if any(section in data for section in vehicles_config.SECTIONS):
+        vehicles = vehicles_config.from_dict(data, base_dir, source)
+        if vehicles.jt808 is not None and vehicles.jt808.registrations_path is None:
+            # Cluster mode: in the shared database, so a terminal registered on one
+            # node authenticates on any (gateway/vehicles/pgregistry.py).
+            vehicles.jt808.registrations_path = (store["store_url"]
+                                                 or store["store_path"].with_name("jt808-terminals.sqlite"))
+        store["retention_days"] = vehicles_config.retention_with_positions(store["retention_days"], vehicles)
+        secrets += vehicles.secrets
+    console = console_settings.from_table(data["console"], base_dir, source) if "console" in data else None
+
+    # `bus` is protocols.bus (the MQTT device bus's topics) in this module: the NATS
+    # cluster bus's settings go by another name.
+    bus_table = root.table("bus", BUS_KEYS, default_empty=False)
+    bus_settings = _bus(bus_table, secrets) if bus_table is not None else None
+
+    return Config(name=name, **store, **receiver, **http, learned_interval_factor=factor,
+                  mqtt_source=mqtt_source, devices=devices, forwarders=forwarders, secrets=secrets,
+                  vehicles=vehicles, console=console, cluster=cluster,
+                  secret_keys=list(secret_values(data)), bus=bus_settings)
+
+
+def _store(store, base_dir, secrets):
+    """[store]: SQLite at `path` (embedded) or PostgreSQL at `url` (cluster), retention."""
     store_url = store.get("url", str, None, fix='write "postgresql://ROLE@HOST:PORT/DB"')
     if store_url is not None and not store_url.startswith(("postgresql://", "postgres://")):
         raise store.error("url", "not a postgresql:// URL", 'write "postgresql://ROLE@HOST:PORT/DB", or remove it for SQLite')
@@ -350,53 +278,67 @@ def from_dict(data, base_dir=Path("."), source="config"):
         if retention[cls] < MIN_RETENTION_DAYS:
             raise ret.error(cls, "shorter than the %d days the regulations require" % MIN_RETENTION_DAYS,
                             "set %d or more" % MIN_RETENTION_DAYS)
-    purge_interval = store.number("purge_interval_hours", 24, 1) * 3600
+    return dict(store_path=store_path, store_url=store_url, store_pool_size=pool_size, retention_days=retention,
+                purge_interval=store.number("purge_interval_hours", 24, 1) * 3600)
 
-    cluster = None
-    ct = root.table("cluster", ["node", "lease_poll_seconds", "lease_timeout_seconds", "follow_poll_seconds",
-                                "heard_flush_seconds"])
+
+def _cluster(ct, store_url, name):
+    """[cluster]: this node's name and lease timings; only with a shared (PostgreSQL) store."""
     if ct.data and store_url is None:
         raise ct.error("node", "a cluster needs a shared store", 'set [store] url = "postgresql://..."')
-    if store_url is not None:
-        cluster = Cluster(node=ct.get("node", str, name),
-                          lease_poll=ct.number("lease_poll_seconds", 1.0, 0.05, 5),
-                          lease_timeout=ct.number("lease_timeout_seconds", 2.0, 0.1, 5),
-                          follow_poll=ct.number("follow_poll_seconds", 0.5, 0.01, 5),
-                          heard_flush=ct.number("heard_flush_seconds", 1.0, 0.05, 60))
+    if store_url is None:
+        return None
+    return Cluster(node=ct.get("node", str, name),
+                   lease_poll=ct.number("lease_poll_seconds", 1.0, 0.05, 5),
+                   lease_timeout=ct.number("lease_timeout_seconds", 2.0, 0.1, 5),
+                   follow_poll=ct.number("follow_poll_seconds", 0.5, 0.01, 5),
+                   heard_flush=ct.number("heard_flush_seconds", 1.0, 0.05, 60))
 
-    receiver = root.table("receiver", ["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds",
-                                       "replay_cache_size"] + list(TCP_LIMIT_KEYS)
-                                      + ["udp_max_in_flight", "udp_max_in_flight_per_address",
-                                         "udp_reserved_in_flight"])
+
+RECEIVER_KEYS = (["listen", "timestamp_ahead_seconds", "timestamp_behind_seconds", "replay_cache_size"]
+                 + list(TCP_LIMIT_KEYS) + ["udp_max_in_flight", "udp_max_in_flight_per_address",
+                                           "udp_reserved_in_flight"])
+
+
+def _receiver(receiver):
+    """[receiver]: the DC-09 listener, its clock window, replay cache and limits."""
     receiver_limits, udp_limits = _receiver_limits(receiver)
-    receiver_listen = receiver.address("listen")
-    ahead = receiver.number("timestamp_ahead_seconds", 20, 0, 3600)
-    behind = receiver.number("timestamp_behind_seconds", 40, 0, 3600)
-    # 65,536 entries cover 1,000 encrypted messages a second over the 60 s window, in
-    # about 16 MB; a center taking more than that sets it higher.
-    replay_cache_size = int(receiver.number("replay_cache_size", 65536, 16, 10_000_000))
+    return dict(
+        receiver_listen=receiver.address("listen"),
+        timestamp_ahead=int(receiver.number("timestamp_ahead_seconds", 20, 0, 3600)),
+        timestamp_behind=int(receiver.number("timestamp_behind_seconds", 40, 0, 3600)),
+        # 65,536 entries cover 1,000 encrypted messages a second over the 60 s window, in
+        # about 16 MB; a center taking more than that sets it higher.
+        replay_cache_size=int(receiver.number("replay_cache_size", 65536, 16, 10_000_000)),
+        receiver_limits=receiver_limits, udp_limits=udp_limits)
 
-    sup = root.table("supervision", ["learned_interval_factor"])
-    factor = sup.number("learned_interval_factor", 3, 1.5, 100)
 
-    http = root.table("http", ["listen", "token"])
-    http_listen = http.address("listen")
-    http_token = http.get("token", str, "")
-    if http_token:
-        secrets.append(http_token)
+def _http(http, secrets):
+    """[http]: the ops endpoint (/healthz, /metrics) and its bearer token."""
+    token = http.get("token", str, "")
+    if token:
+        secrets.append(token)
+    return dict(http_listen=http.address("listen"), http_token=token)
 
-    mqtt_table = root.table("mqtt_source", ["broker", "topic_prefix", "max_payload_bytes", "status_memory"],
-                            default_empty=False)
-    mqtt_source = None
-    if mqtt_table is not None:
-        mqtt_source = {"broker": mqtt_table.address("broker", required=True),
-                       "topic_prefix": mqtt_table.get("topic_prefix", str, bus.DEFAULT_PREFIX),
-                       "max_payload_bytes": int(mqtt_table.number("max_payload_bytes", MQTT_MAX_PAYLOAD, 64, 1 << 20)),
-                       "status_memory": int(mqtt_table.number("status_memory", MQTT_STATUS_MEMORY, 1, 1_000_000))}
 
+def _mqtt_source(table):
+    """[mqtt_source]: the device bus (protocols/bus.py topics), or None without it."""
+    if table is None:
+        return None
+    return {"broker": table.address("broker", required=True),
+            "topic_prefix": table.get("topic_prefix", str, bus.DEFAULT_PREFIX),
+            "max_payload_bytes": int(table.number("max_payload_bytes", MQTT_MAX_PAYLOAD, 64, 1 << 20)),
+            "status_memory": int(table.number("status_memory", MQTT_STATUS_MEMORY, 1, 1_000_000))}
+
+
+DEVICE_KEYS = ["account", "key_hex", "key_text", "site", "address", "contact", "type", "reporting_interval_seconds"]
+
+
+def _devices(tables, secrets):
+    """[[devices]]: account -> Device, "*" for any account not listed (gateway peering)."""
+    from protocols import dc09  # the codec is needed only to turn keys into bytes
     devices = {}
-    for t in root.tables("devices", ["account", "key_hex", "key_text", "site", "address", "contact",
-                                     "type", "reporting_interval_seconds"]):
+    for t in tables:
         account = t.get("account", str, required=True, fix='write the panel account, e.g. "1234"')
         if account != "*" and not _is_account(account):
             raise t.error("account", "not 3-16 hex digits", 'write the account as programmed in the panel, or "*" for any account')
@@ -409,14 +351,20 @@ def from_dict(data, base_dir=Path("."), source="config"):
             account=account, key=key, site=t.get("site", str, ""), address=t.get("address", str, ""),
             contact=t.get("contact", str, ""), type=t.get("type", str, "panel"),
             reporting_interval=int(t.number("reporting_interval_seconds", 0, 0)))
+    return devices
 
+
+FORWARDER_KEYS = ["name", "type", "classes", "categories", "receivers", "key_hex", "key_text", "receiver_number",
+                  "prefix", "ack_timeout_seconds", "retry_initial_seconds", "retry_max_seconds", "failback_seconds",
+                  "send_position", "link_account", "link_test_seconds", "url", "secret", "broker", "topic_prefix",
+                  "dispatch"]
+
+
+def _forwarders(tables, source, secrets):
+    """[[forwarders]]: what goes where, each by its own type's keys."""
     forwarders = []
     names = set()
-    for t in root.tables("forwarders", ["name", "type", "classes", "categories", "receivers", "key_hex",
-                                        "key_text", "receiver_number", "prefix", "ack_timeout_seconds",
-                                        "retry_initial_seconds", "retry_max_seconds", "failback_seconds", "send_position",
-                                        "link_account", "link_test_seconds",
-                                        "url", "secret", "broker", "topic_prefix", "dispatch"]):
+    for t in tables:
         fname = t.get("name", str, required=True, fix='give each forwarder a unique name, e.g. "110"')
         if fname in names:
             raise t.error("name", "used twice", "give each forwarder a unique name (it keys its cursor in the store)")
@@ -425,76 +373,55 @@ def from_dict(data, base_dir=Path("."), source="config"):
         if ftype not in FORWARDER_TYPES:
             raise t.error("type", "unknown forwarder type", "one of " + ", ".join(FORWARDER_TYPES))
         fw = Forwarder(name=fname, type=ftype,
-                       classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype != "console" else EVENT_CLASSES, EVENT_CLASSES),
-                       categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype != "console" else (), CATEGORIES))
+                       classes=_classes(t, "classes", DEFAULT_FORWARD_CLASSES if ftype not in FEED_TYPES else EVENT_CLASSES, EVENT_CLASSES),
+                       categories=_classes(t, "categories", DEFAULT_FORWARD_CATEGORIES if ftype not in FEED_TYPES else (), CATEGORIES))
         fw.dispatch = t.get("dispatch", bool, True)
         if ftype == "dc09":
-            addresses = t.get("receivers", list, required=True, fix='list receivers, primary first: ["127.0.0.1:7001"]')
-            if not addresses:
-                raise t.error("receivers", "empty", 'list at least one receiver, e.g. ["127.0.0.1:7001"]')
-            for i, address in enumerate(addresses):
-                if not isinstance(address, str):
-                    raise t.error("receivers", "expected strings", 'write ["HOST:PORT", ...]')
-                fw.receivers.append(parse_address(address, "%s[%d]" % (t.key("receivers"), i), source))
-            fw.key = _key(t, dc09)
-            secrets += [v for v in (t.get("key_hex", str), t.get("key_text", str)) if v]
-            fw.receiver_number = t.get("receiver_number", str)
-            fw.prefix = t.get("prefix", str, "0")
-            fw.ack_timeout = t.number("ack_timeout_seconds", 5, 0.1, 300)
-            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
-            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
-            fw.failback_after = t.number("failback_seconds", 30, 0.1, 86400)
-            fw.send_position = t.get("send_position", bool, True)
-            fw.link_account = t.get("link_account", str)
-            if fw.link_account is not None and not _is_account(fw.link_account):
-                raise t.error("link_account", "not 3-16 hex digits", "write the account the upstream knows this gateway by")
-            fw.link_test_seconds = t.number("link_test_seconds", 60 if fw.link_account else 0, 0, 86400)
-            if fw.link_test_seconds and not fw.link_account:
-                raise t.error("link_test_seconds", "link tests need an account", 'set link_account too, e.g. "9001"')
+            _dc09_forwarder(fw, t, source, secrets)
         elif ftype == "webhook":
             fw.url = t.get("url", str, required=True, fix='write the endpoint, e.g. "https://110.example/alarms"')
             if not fw.url.startswith(("http://", "https://")):
                 raise t.error("url", "not an http(s) URL", 'write it like "https://host/path"')
             fw.secret = t.get("secret", str, required=True, fix="write the shared HMAC secret agreed with the receiver")
             secrets.append(fw.secret)
-            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
-            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
+            _retries(fw, t)
         elif ftype == "mqtt":
             fw.broker = t.address("broker", required=True)
             fw.topic_prefix = t.get("topic_prefix", str, "jifang")
-            fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
-            fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
+            _retries(fw, t)
         forwarders.append(fw)
+    return forwarders
 
-    vehicles = None
-    if any(section in data for section in vehicles_config.SECTIONS):
-        vehicles = vehicles_config.from_dict(data, base_dir, source)
-        if vehicles.jt808 is not None and vehicles.jt808.registrations_path is None:
-            # Cluster mode: in the shared database, so a terminal registered on one
-            # node authenticates on any (gateway/vehicles/pgregistry.py).
-            vehicles.jt808.registrations_path = store_url or store_path.with_name("jt808-terminals.sqlite")
-        retention = vehicles_config.retention_with_positions(retention, vehicles)
-        secrets += vehicles.secrets
-    console = None
-    if "console" in data:
-        from gateway.console.settings import from_table
-        console = from_table(data["console"], base_dir, source)
 
-    # `bus` is protocols.bus (the MQTT device bus's topics) in this module: the NATS
-    # cluster bus's settings go by another name.
-    bus_settings = None
-    bus_table = root.table("bus", BUS_KEYS, default_empty=False)
-    if bus_table is not None:
-        bus_settings = _bus(bus_table, secrets)
+def _retries(fw, t):
+    fw.retry_initial = t.number("retry_initial_seconds", 0.5, 0.01, 600)
+    fw.retry_max = t.number("retry_max_seconds", 30, fw.retry_initial, 3600)
 
-    return Config(name=name, store_path=store_path, retention_days=retention, purge_interval=purge_interval,
-                  receiver_listen=receiver_listen, timestamp_ahead=int(ahead), timestamp_behind=int(behind),
-                  learned_interval_factor=factor, http_listen=http_listen, mqtt_source=mqtt_source,
-                  devices=devices, forwarders=forwarders, secrets=secrets, vehicles=vehicles, console=console,
-                  store_url=store_url, store_pool_size=pool_size, cluster=cluster,
-                  replay_cache_size=replay_cache_size, secret_keys=list(secret_values(data)),
-                  http_token=http_token, receiver_limits=receiver_limits, udp_limits=udp_limits,
-                  bus=bus_settings)
+
+def _dc09_forwarder(fw, t, source, secrets):
+    """A dc09 forwarder's receivers (primary first), key, timings and link tests."""
+    from protocols import dc09  # the codec is needed only to turn keys into bytes
+    addresses = t.get("receivers", list, required=True, fix='list receivers, primary first: ["127.0.0.1:7001"]')
+    if not addresses:
+        raise t.error("receivers", "empty", 'list at least one receiver, e.g. ["127.0.0.1:7001"]')
+    for i, address in enumerate(addresses):
+        if not isinstance(address, str):
+            raise t.error("receivers", "expected strings", 'write ["HOST:PORT", ...]')
+        fw.receivers.append(parse_address(address, "%s[%d]" % (t.key("receivers"), i), source))
+    fw.key = _key(t, dc09)
+    secrets += [v for v in (t.get("key_hex", str), t.get("key_text", str)) if v]
+    fw.receiver_number = t.get("receiver_number", str)
+    fw.prefix = t.get("prefix", str, "0")
+    fw.ack_timeout = t.number("ack_timeout_seconds", 5, 0.1, 300)
+    _retries(fw, t)
+    fw.failback_after = t.number("failback_seconds", 30, 0.1, 86400)
+    fw.send_position = t.get("send_position", bool, True)
+    fw.link_account = t.get("link_account", str)
+    if fw.link_account is not None and not _is_account(fw.link_account):
+        raise t.error("link_account", "not 3-16 hex digits", "write the account the upstream knows this gateway by")
+    fw.link_test_seconds = t.number("link_test_seconds", 60 if fw.link_account else 0, 0, 86400)
+    if fw.link_test_seconds and not fw.link_account:
+        raise t.error("link_test_seconds", "link tests need an account", 'set link_account too, e.g. "9001"')
 
 
 def _url_password(url):

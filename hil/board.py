@@ -7,7 +7,7 @@
     dut.power_loss()              # EN pulled low through the USB-UART's RTS: a reset, flash kept
 
 start() provisions the board with the flash tool's own code path (image built
-from `config` by tools/images.py, written by tools.flash.EsptoolLink, skipped when
+from `config` by tools/images.py, written by tools.esptool_link.EsptoolLink, skipped when
 the board already holds it), then resets it and follows its console with pyserial.
 
 Why not pytest-embedded's serial service: its plugin registers itself in every
@@ -63,7 +63,7 @@ class BoardDut(Dut):
     def provision(self):
         """Write the app + this config to the board, as `jifang flash` does."""
         from tools import images, partitions, provision
-        from tools.flash import EsptoolLink, HEAD_SIZE
+        from tools.esptool_link import EsptoolLink, HEAD_SIZE
         lay = partitions.layout(self.board)
         app = images.build_app(self.workdir / "mpy-cache")
         image, digest = images.build_image(app, provision.config_bytes(self.config), lay, "board")

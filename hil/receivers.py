@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 
-from tests.support.ports import free_port
+from gateway.cluster_local import free_port   # the product's, not tests/support's: hil ships without tests/
 
 
 class SiaReceiver:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tools.manifest import ROOT
 from tools import images, partitions, provision
-from tools.flash import HEAD_SIZE, write_plan
+from tools.esptool_link import HEAD_SIZE, write_plan
 
 OK_STATUSES = ("done", "skipped", "built", "dry-run")
 

@@ -301,7 +301,7 @@ def _read_bootstrap():
 
 async def _child_main(boot, protocol):
     from gateway.console.app import create_app
-    from gateway.console.serve import console_db_path, serve_app
+    from gateway.console.listen import console_db_path, serve_app
     from gateway.console.source import EventSource
 
     protocol.loop = loop = asyncio.get_running_loop()

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import ConfigError, parse_address
+from gateway.configbase import ConfigError, parse_address
 
 KNOWN_KEYS = ("listen", "db_path", "escalate_after_seconds", "session_idle_minutes", "session_max_hours",
               "login_max_failures", "login_address_max_failures", "login_window_minutes", "login_backoff_seconds",

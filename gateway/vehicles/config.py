@@ -51,12 +51,12 @@ Authentication codes are random per registration (gateway/vehicles/registry.py);
 `auth_secret`, which keyed the codes they replace, is still accepted so older
 files load, and is unused.
 
-Errors are gateway.config.ConfigError: they name the key, the value and the fix.
+Errors are gateway.configbase.ConfigError (also importable from gateway.config): they name the key, the value and the fix.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import TCP_LIMIT_KEYS, ConfigError, MIN_RETENTION_DAYS, _Table, tcp_limits
+from gateway.configbase import MIN_RETENTION_DAYS, TCP_LIMIT_KEYS, ConfigError, Table, load_toml, tcp_limits
 from protocols.modbus_maps import MAPS
 from gateway.vehicles.geofence import RULES, SHAPES, Geofence
 from gateway.vehicles.registry import VEHICLE_KINDS, Vehicle, normalise_phone
@@ -166,7 +166,7 @@ def _geofence(t):
             raise t.error("points", "%d points" % len(points), "a %s needs at least %d [lat, lon] points" % (shape, wanted))
         checked = []
         for i, p in enumerate(points):
-            probe = _Table({"p": p}, t.key("points[%d]" % i), t.source, ["p"])
+            probe = Table({"p": p}, t.key("points[%d]" % i), t.source, ["p"])
             checked.append(_point(probe, "p"))
         fence["points"] = tuple(checked)
         if shape == "corridor":
@@ -178,23 +178,15 @@ def _geofence(t):
 
 def load(path):
     """The vehicle sections of a gateway TOML file."""
-    import tomllib
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError("--config", str(path), "file not found", "give the path of a gateway TOML file", str(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("(file)", str(path), "not valid TOML: %s" % exc, "fix the TOML syntax at that line", str(path))
-    return from_dict(data, base_dir=path.parent, source=str(path))
+    return from_dict(load_toml(path, "a gateway TOML file"), base_dir=path.parent, source=str(path))
 
 
 def from_dict(data, base_dir=Path("."), source="config"):
     """The vehicle sections of an already-parsed TOML document (other keys are ignored:
     gateway.config owns them). Returns a VehiclesConfig."""
     own = {k: v for k, v in data.items() if k in SECTIONS}
-    root = _Table(own, "", source, list(SECTIONS))
+    root = Table(own, "", source, list(SECTIONS))
     secrets = []
 
     jt = root.table("jt808", ["listen", "auth_secret", "session_timeout_seconds", "position_retention_days",

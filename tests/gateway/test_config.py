@@ -119,3 +119,17 @@ def test_cluster_store_url_and_its_limits():
         with pytest.raises(ConfigError) as info:
             config.from_dict(data)
         assert info.value.key == key, data
+
+
+def test_stdout_feed_type_and_its_older_name():
+    """The printed feed is type "stdout" (gateway/sinks/stdout.py); "console", its name
+    before the web console took that word, still loads, with the same defaults."""
+    from gateway.app import make_forwarder
+    from gateway.sinks.stdout import StdoutForwarder
+    from gateway.event import EVENT_CLASSES
+    from gateway.metrics import Metrics
+    for ftype in ("stdout", "console"):
+        cfg = config.from_dict({"forwarders": [{"name": "feed", "type": ftype}]})
+        (fw,) = cfg.forwarders
+        assert fw.classes == EVENT_CLASSES and fw.categories == ()
+        assert isinstance(make_forwarder(fw, None, Metrics(), "gw"), StdoutForwarder)

@@ -15,10 +15,11 @@ import pytest
 
 from gateway import config as gateway_config
 from gateway.app import Gateway
+from hil import sim_image
 from hil.manifest import ROOT
 from tests.support.ports import free_port, free_tcp_udp_port
 from tests.tools.test_flash import args_for
-from tools import flash, sim_image
+from tools import flash
 
 pytestmark = [pytest.mark.micropython, pytest.mark.slow]
 BOOTED = ["b1-u1-0301", "b2-u3-0501", "b3-gate"]      # two panels (ESP32) and an intercom (S3 layout)

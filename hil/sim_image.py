@@ -6,6 +6,7 @@ filesystem image the flash tool built (CPython side).
 
 The image is copied once to `workdir/flash.bin` (the device's flash: its writes
 land there and survive a kill -9 and a restart); the image itself stays as built.
+Part of the harness (hil/), not the tools: the tools build the image, this boots it.
 """
 import json
 import os
