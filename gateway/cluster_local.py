@@ -16,6 +16,7 @@ and `nats-server`; tools/install-system-deps.sh installs both (`make test` runs 
 Without them, `postgres_bindir()` is None and `nats_server_binary()` raises
 FileNotFoundError naming what to install.
 """
+import collections
 import contextlib
 import glob
 import json
@@ -35,10 +36,22 @@ INSTALL_HINT = "run `bash tools/install-system-deps.sh` (or `make test`, which r
 
 # -- free ports -------------------------------------------------------------------
 
+_handed_out = collections.deque(maxlen=512)   # ports given lately, not yet bound by their user
+
+
 def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port free now. The kernel may hand the same ephemeral port out again as
+    soon as it is released, and a caller choosing several (a NATS cluster's nine)
+    binds them only later: seen, two nodes given one port. So a port handed out
+    lately by this process is never given again."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.append(port)
+            return port
+    raise RuntimeError("no fresh free port found")
 
 
 def free_tcp_udp_port(host="127.0.0.1", attempts=50):

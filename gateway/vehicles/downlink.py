@@ -108,10 +108,15 @@ class Downlink:
         for account in list(self.subscriptions):
             if account not in held:
                 await self.subscriptions.pop(account).unsubscribe()
+        added = {}
         for account in held:
             if account not in self.subscriptions:
-                self.subscriptions[account] = await self.nc.subscribe(
-                    subject(account), cb=functools.partial(self._command, account))
+                added[account] = await self.nc.subscribe(subject(account), cb=functools.partial(self._command, account))
+        if added:
+            # subscribe() only queues the SUB: until the server has it, a command from
+            # another node would get "no responders" for a terminal that is here.
+            await self.nc.flush()
+            self.subscriptions.update(added)
 
     async def _command(self, account, msg):
         """A command from another node for `account`'s terminal, held here."""
