@@ -147,6 +147,21 @@ def cpu_delta(before, after):
     return {k: after.get(k, 0) - v for k, v in before.items()}
 
 
+async def timed(setup, panels, loop, stop, seconds, counted, tolerate_errors=True):
+    """Run loop(panel) for every panel for `seconds`, then stop them: (window in s,
+    counted(started, window), CPU seconds per component over the window)."""
+    before = cpu_snapshot(setup)
+    started = time.monotonic()
+    tasks = [asyncio.create_task(loop(p)) for p in panels]
+    await asyncio.sleep(seconds)
+    stop.set()
+    window = time.monotonic() - started
+    n = counted(started, window)
+    cpu = cpu_delta(before, cpu_snapshot(setup))
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=tolerate_errors), 60)
+    return window, n, cpu
+
+
 async def alarms_phase(setup, panels, seconds):
     stop = asyncio.Event()
     acked = []
@@ -159,15 +174,8 @@ async def alarms_phase(setup, panels, seconds):
             if await item.acked:
                 acked.append(time.monotonic())
 
-    before = cpu_snapshot(setup)
-    started = time.monotonic()
-    tasks = [asyncio.create_task(loop(p)) for p in panels]
-    await asyncio.sleep(seconds)
-    stop.set()
-    window = time.monotonic() - started
-    n = sum(1 for t in acked if t <= started + window)
-    cpu = cpu_delta(before, cpu_snapshot(setup))
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    window, n, cpu = await timed(setup, panels, loop, stop, seconds, lambda started, window: sum(
+        1 for t in acked if t <= started + window), tolerate_errors=False)
     return {"alarms_per_s": n / window, "cpu_per_alarm": {k: v / max(1, n) for k, v in cpu.items()}}
 
 
@@ -183,15 +191,7 @@ async def nulls_phase(setup, panels, seconds):
             await panel._link_test()       # the simulator's own NULL exchange (raises on no answer)
             count[0] += 1
 
-    before = cpu_snapshot(setup)
-    started = time.monotonic()
-    tasks = [asyncio.create_task(loop(p)) for p in panels]
-    await asyncio.sleep(seconds)
-    stop.set()
-    window = time.monotonic() - started
-    n = count[0]
-    cpu = cpu_delta(before, cpu_snapshot(setup))
-    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+    window, n, cpu = await timed(setup, panels, loop, stop, seconds, lambda started, window: count[0])
     return {"nulls_per_s": n / window, "cpu_per_null": {k: v / max(1, n) for k, v in cpu.items()}}
 
 
