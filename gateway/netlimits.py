@@ -503,6 +503,7 @@ class _Counted(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         self.listener.connections.add(self)
+        self.listener.by_transport[transport] = self
         if self.listener.limits.max_lifetime:
             self.timer = asyncio.get_running_loop().call_later(self.listener.limits.max_lifetime, self._expire)
         self.inner.connection_made(transport)
@@ -527,6 +528,7 @@ class _Counted(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         self.listener.connections.discard(self)
+        self.listener.by_transport.pop(self.transport, None)
         self.ticket.release()
         self.inner.connection_lost(exc)
 
@@ -538,6 +540,7 @@ class ProtocolListener(Listener):
         super().__init__(None, name, limits)
         self.factory = factory
         self.ssl = ssl
+        self.by_transport = {}       # transport -> _Counted: known() runs on every logged-in request
 
     async def _run(self, sock, addr, ticket):
         try:
@@ -550,10 +553,9 @@ class ProtocolListener(Listener):
     def known(self, transport):
         """The client on `transport` proved itself (a valid request): its address may
         use the reserve from now on."""
-        for conn in self.connections:
-            if conn.transport is transport:
-                conn.ticket.promote()
-                return
+        conn = self.by_transport.get(transport)
+        if conn is not None:
+            conn.ticket.promote()
 
     async def _close_connections(self):
         for conn in list(self.connections):     # the library's protocol ends its own work
