@@ -95,6 +95,22 @@ RECONNECT_WAIT = 0.1
 MAX_MSG_SIZE = 64 * 1024
 # How often Ingest checks that the two alarm streams' leaders are on different nodes.
 LEADER_CHECK_INTERVAL = 5.0
+# JetStream API calls made while NATS elects a leader (a fresh cluster, a node just
+# killed) time out or find no responder for a moment; a gateway starting then waits
+# this long for the election instead of failing its start.
+ELECTION_WAIT = 30.0
+# nats-py's close() flushes and then waits for the socket to close; on a connection
+# whose peer stopped reading it can wait forever (seen in CI: a stopping node hung
+# for 300 s). Shutting down must end: past this, the socket is dropped.
+CLOSE_TIMEOUT = 5.0
+# The errors that mean "a leader is being elected, ask again shortly".
+# nats-py blocks a publish once 2 MiB wait unsent, until the flusher gets them out,
+# for ever by default, and swallows the cancellation of that wait: a peer that stops
+# reading would stall every publisher on the connection past any timeout. This bounds
+# it; the publish then goes on to wait for its PubAck, bounded by its own timeout.
+FLUSH_TIMEOUT = 1.0
+ELECTION_ERRORS = (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                   nats.js.errors.ServiceUnavailableError)
 
 
 def lane_of(event):
@@ -152,6 +168,34 @@ class BusSettings:
     alarm_ack_wait: float = 1.0
     ingest_batch: int = 256               # messages one pull asks for, and commits in flight per lane
     alarm_copies: int = 2                 # alarm streams published at once (1: no hedge against a leader's death)
+
+
+async def _close_bounded(nc):
+    """nc.close(), over in CLOSE_TIMEOUT even when the peer stopped reading. Not
+    asyncio.timeout(): nats-py's close() swallows a CancelledError while it waits for
+    its reconnect task and then waits on drain() for good."""
+    closing = asyncio.ensure_future(nc.close())
+    done, _ = await asyncio.wait([closing], timeout=CLOSE_TIMEOUT)
+    if not done:
+        log.warning("bus connection did not close in %.0f s; dropping its socket", CLOSE_TIMEOUT,
+                    extra={"connection": nc.options.get("name")})
+        _abort_socket(nc)
+        done, _ = await asyncio.wait([closing], timeout=1.0)
+        if not done:
+            closing.cancel()
+            return
+    if closing.exception() is not None:      # the dropped socket's error, or the peer's
+        log.info("bus connection closed with %r", closing.exception(), extra={"connection": nc.options.get("name")})
+
+
+def _abort_socket(nc):
+    # nats-py 2.16.0 (pinned in pyproject.toml) offers no public way to drop a
+    # connection whose peer stopped reading: close() awaits drain() on it. This aborts
+    # the asyncio transport under its TcpTransport; tests/cluster/test_bus_faults.py
+    # proves it with the pinned version against a frozen NATS cluster.
+    writer = getattr(getattr(nc, "_transport", None), "_io_writer", None)
+    if writer is not None:
+        writer.transport.abort()
 
 
 def _url(nc):
@@ -216,7 +260,7 @@ class Bus:
             servers=servers, name="%s-%s" % (self.name, role), dont_randomize=not randomize,
             allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=RECONNECT_WAIT,
             ping_interval=PING_INTERVAL, max_outstanding_pings=MAX_OUTSTANDING_PINGS,
-            connect_timeout=2, disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
+            connect_timeout=2, flush_timeout=FLUSH_TIMEOUT, disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error)
         return nc
 
     @property
@@ -227,7 +271,7 @@ class Bus:
         for task in list(self._background):
             await cancel_and_wait(task)
         for nc in {id(c): c for c in self.connections.values()}.values():
-            await nc.close()
+            await _close_bounded(nc)
         self.connections = {}
 
     def stream_config(self, name):
@@ -251,12 +295,23 @@ class Bus:
         jsm = self.bulk.jsm()
         for _, name, _ in active_streams(self.settings):
             config = self.stream_config(name)
-            try:
-                await jsm.add_stream(config)
-            except nats.js.errors.BadRequestError as exc:
-                if exc.err_code != 10058:       # "stream name already in use with a different configuration"
-                    raise
-                await jsm.update_stream(config)
+            deadline = time.monotonic() + ELECTION_WAIT
+            while True:
+                try:
+                    try:
+                        await jsm.add_stream(config)
+                    except nats.js.errors.BadRequestError as exc:
+                        if exc.err_code != 10058:       # "stream name already in use with a different configuration"
+                            raise
+                        await jsm.update_stream(config)
+                    break
+                except ELECTION_ERRORS as exc:
+                    # Asking again is safe: the same config twice is a no-op.
+                    if time.monotonic() > deadline:
+                        raise BusUnavailable("JetStream did not answer for stream %s within %.0f s: %r"
+                                             % (name, ELECTION_WAIT, exc)) from exc
+                    log.info("JetStream busy electing, asking again", extra={"stream": name, "error": repr(exc)})
+                    await asyncio.sleep(0.5)
 
     async def publish(self, event):
         """Put one Event on its lane; returns the first PubAck, sent once a replicated
@@ -391,7 +446,7 @@ class Ingest:
         for _ in range(attempts):
             try:
                 a, b = await self.leaders(first), await self.leaders(second)
-            except nats.js.errors.ServiceUnavailableError:     # right after a step-down, for a moment
+            except ELECTION_ERRORS:                 # right after a step-down or a node loss, for a moment
                 await asyncio.sleep(0.5)
                 continue
             if self.bus.settings.replicas < 2:
@@ -401,10 +456,12 @@ class Ingest:
                 continue
             if not set(a) & set(b):
                 return True
-            if b[0] in a:
-                await nc.request("$JS.API.STREAM.LEADER.STEPDOWN." + second, b"", timeout=2)
-            else:
-                await nc.request("$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s" % (second, CONSUMER), b"", timeout=2)
+            subject = ("$JS.API.STREAM.LEADER.STEPDOWN." + second if b[0] in a
+                       else "$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s" % (second, CONSUMER))
+            try:
+                await nc.request(subject, b"", timeout=2)
+            except ELECTION_ERRORS:                 # the next round looks again
+                pass
             await asyncio.sleep(0.5)                  # the election
         return False
 
