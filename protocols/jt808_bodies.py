@@ -5,7 +5,7 @@ encode(version), to_dict(version) and from_dict(d, version); BODIES maps message
 ids to them, decode_body/encode_body dispatch. CPython only."""
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from protocols.jt808_codes import (GMT8, IO_STATES, LOAD_MASK, LOAD_SHIFT, LOADS, REGISTER_RESULTS, RESULTS,
@@ -581,21 +581,31 @@ class Batch:
                    [Position.from_dict(p, version) for p in d["positions"]])
 
 
+class _FixedBody:
+    """A body that is one struct of its fields, in their order, the same in both
+    versions (0x8202, 0x8203): the subclass names FORMAT and, for errors, WHAT."""
+    FORMAT = ""
+    WHAT = ""
+
+    @classmethod
+    def decode(cls, data, version):
+        size = struct.calcsize(cls.FORMAT)
+        if len(data) != size:
+            raise JT808Error("body", "%s is %d bytes" % (cls.WHAT, size))
+        return cls(*struct.unpack(cls.FORMAT, data))
+
+    def encode(self, version):
+        return struct.pack(self.FORMAT, *(getattr(self, f.name) for f in fields(self)))
+
+
 @dataclass(frozen=True)
-class TrackingControl:
+class TrackingControl(_FixedBody):
     """0x8202 temporary tracking: report every `interval` s for `validity` s
     (interval 0 stops tracking)."""
     interval: int
     validity: int
-
-    @classmethod
-    def decode(cls, data, version):
-        if len(data) != 6:
-            raise JT808Error("body", "tracking control is 6 bytes")
-        return cls(*struct.unpack(">HI", data))
-
-    def encode(self, version):
-        return struct.pack(">HI", self.interval, self.validity)
+    FORMAT = ">HI"
+    WHAT = "tracking control"
 
     def to_dict(self, version):
         return {"interval": self.interval, "validity": self.validity}
@@ -606,20 +616,13 @@ class TrackingControl:
 
 
 @dataclass(frozen=True)
-class AlarmAck:
+class AlarmAck(_FixedBody):
     """0x8203 manual alarm acknowledgement: the alarm's flow (0 = all of these
     types) and the alarm bits being acknowledged."""
     alarm_flow: int
     alarm: int
-
-    @classmethod
-    def decode(cls, data, version):
-        if len(data) != 6:
-            raise JT808Error("body", "alarm ack is 6 bytes")
-        return cls(*struct.unpack(">HI", data))
-
-    def encode(self, version):
-        return struct.pack(">HI", self.alarm_flow, self.alarm)
+    FORMAT = ">HI"
+    WHAT = "alarm ack"
 
     def to_dict(self, version):
         return {"alarm_flow": self.alarm_flow,
@@ -697,16 +700,20 @@ def _encode_params(params):
     return b"".join(out)
 
 
-@dataclass(frozen=True)
-class SetParams:
-    """0x8103: count BYTE, then (id DWORD, length BYTE, value) each."""
-    params: tuple
+class _ParamList:
+    """What 0x8103 and 0x0104 share: a `params` tuple and a lookup by id."""
 
     def __post_init__(self):
         object.__setattr__(self, "params", tuple(self.params))
 
     def get(self, param_id, default=None):
         return next((p.value for p in self.params if p.id == param_id), default)
+
+
+@dataclass(frozen=True)
+class SetParams(_ParamList):
+    """0x8103: count BYTE, then (id DWORD, length BYTE, value) each."""
+    params: tuple
 
     @classmethod
     def decode(cls, data, version):
@@ -724,16 +731,10 @@ class SetParams:
 
 
 @dataclass(frozen=True)
-class ParamsReply:
+class ParamsReply(_ParamList):
     """0x0104: reply flow WORD, then the 0x8103 parameter list."""
     reply_flow: int
     params: tuple
-
-    def __post_init__(self):
-        object.__setattr__(self, "params", tuple(self.params))
-
-    def get(self, param_id, default=None):
-        return next((p.value for p in self.params if p.id == param_id), default)
 
     @classmethod
     def decode(cls, data, version):

@@ -720,3 +720,13 @@ def test_split_by_role_imports_one_way():
     assert j.decode_frame is jt808_framing.decode_frame and j.Reassembler is jt808_framing.Reassembler
     assert j.Position is jt808_bodies.Position and j.LOCATION_BLOCK is jt808_bodies.LOCATION_BLOCK
     assert j.JT808Error is jt808_codes.JT808Error and j.ALARMS_2019 is jt808_codes.ALARMS_2019
+
+
+@pytest.mark.parametrize("body, what", [(j.TrackingControl, "tracking control"), (j.AlarmAck, "alarm ack")])
+def test_fixed_size_downlink_bodies_refuse_another_length(body, what):
+    # 0x8202 (interval WORD, validity DWORD) and 0x8203 (alarm flow WORD, alarm bits DWORD):
+    # 6 bytes in both JT/T 808 versions, no more, no less.
+    assert body.decode(bytes.fromhex("000A00000E10"), 1) == body(10, 3600)
+    for data in (b"", bytes(5), bytes(7)):
+        with pytest.raises(j.JT808Error, match="%s is 6 bytes" % what):
+            body.decode(data, 1)
