@@ -40,7 +40,8 @@ def init_db(url, role):
 def verify(db):
     import os
     import sqlite3
-    from gateway.store import is_postgres_url, verify as verify_chain
+    from gateway.dburl import is_postgres_url
+    from gateway.store import verify as verify_chain
     if is_postgres_url(db):
         import psycopg
         try:

@@ -23,7 +23,7 @@ import sqlite3
 
 from gateway.dbthread import DbThread
 from gateway.event import priority_of
-from gateway.store import is_postgres_url
+from gateway.dburl import is_postgres_url
 
 # A stored event carries a position when its JSON body has a "position" array
 # (canonical JSON: no spaces). A text match, not a JSON function: it is the same on

@@ -27,6 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from gateway.dbthread import DbThread
+from gateway.dburl import is_postgres_url
 from gateway.event import Event, canonical_json, now_ms
 
 GENESIS = "0" * 64
@@ -350,10 +351,6 @@ def verify(path):
         return _verify(db.execute, seq[0] if seq else 0)
     finally:
         db.close()
-
-
-def is_postgres_url(location):
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
 def _verify(rows_of, last_issued):

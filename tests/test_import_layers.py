@@ -47,9 +47,14 @@ KNOWN_UPWARD = {
 DELIBERATE_CYCLES = [{"protocols.dc09", "protocols.dc09_data"}]
 
 # Cycles that still stand, each with its reason; same rule as KNOWN_UPWARD.
+# Each SQLite module picks its PostgreSQL twin for a postgresql:// location (a lazy
+# import), and the twin reuses the SQLite module's rules: one composition module
+# choosing the engine would end these three. The demo pair goes with the move of
+# the demo into hil/.
 KNOWN_CYCLES = [
-    {"gateway.console.db", "gateway.console.pgdb", "gateway.pgstore", "gateway.store",
-     "gateway.vehicles.pgregistry", "gateway.vehicles.registry"},
+    {"gateway.vehicles.pgregistry", "gateway.vehicles.registry"},
+    {"gateway.console.db", "gateway.console.pgdb"},
+    {"gateway.pgstore", "gateway.store"},
     {"gateway.demo", "gateway.demo_cluster"},
 ]
 

@@ -39,7 +39,7 @@ from gateway.console.passwords import HashPool
 from gateway.console.settings import ConsoleSettings
 from gateway.console.state import QUEUE_MAX_PRIORITY, LiveState, apply_handling, belongs_in_queue
 from gateway.logreader import log_reader
-from gateway.store import is_postgres_url
+from gateway.dburl import is_postgres_url
 
 log = logging.getLogger("jifang.console")
 

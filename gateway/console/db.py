@@ -346,7 +346,7 @@ class ConsoleDB:
 def database_class(location):
     """ConsoleDB for a SQLite path, PgConsoleDB (shared by the cluster's nodes) for a
     postgresql:// URL."""
-    from gateway.store import is_postgres_url
+    from gateway.dburl import is_postgres_url
     if is_postgres_url(location):
         from gateway.console.pgdb import PgConsoleDB
         return PgConsoleDB

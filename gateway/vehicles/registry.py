@@ -98,7 +98,7 @@ class Registry:
     to be run off the event loop."""
 
     def __init__(self, vehicles, path=None, release_window=DEFAULT_RELEASE_WINDOW, clock=time.time, node=None):
-        from gateway.store import is_postgres_url
+        from gateway.dburl import is_postgres_url
         self.path = path
         self.release_window = release_window
         self.clock = clock
