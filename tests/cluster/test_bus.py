@@ -167,15 +167,19 @@ async def test_a_flood_of_positions_does_not_delay_alarms(tmp_path, nats_cluster
         for start in range(0, backlog, 500):          # 500 publishes in flight, each bounded by publish_timeout
             await asyncio.gather(*(a.bus.publish(position(seq)) for seq in range(start, start + 500)))
 
+        flooding = True
+
         async def keep_flooding():
+            # A flag, not only cancel(): nats-py swallows the cancel of a publish that
+            # waits for its flusher, and the loop would go on.
             seq = backlog
-            while True:
+            while flooding:
                 await a.pipeline.submit(position(seq))
                 seq += 1
 
         flood = asyncio.create_task(keep_flooding())
         await a.start_ingest()
-        latencies, positions_stored_at_last_alarm = [], None
+        latencies, positions_stored_at = [], []
         try:
             for seq in range(20):
                 event = alarm(seq)
@@ -183,14 +187,17 @@ async def test_a_flood_of_positions_does_not_delay_alarms(tmp_path, nats_cluster
                 await a.pipeline.submit(event)
                 await wait_for(lambda: event.dedup_key in a.stored_at, interval=0.002, what="alarm stored")
                 latencies.append(a.stored_at[event.dedup_key] - started)
+                positions_stored_at.append(a.metrics.value("jifang_bus_ingested_total", lane=LANE_POSITIONS))
                 await asyncio.sleep(0.02)
-            positions_stored_at_last_alarm = a.metrics.value("jifang_bus_ingested_total", lane=LANE_POSITIONS)
         finally:
+            flooding = False
             flood.cancel()
             await asyncio.gather(flood, return_exceptions=True)
         latencies.sort()
         print("\nalarm publish->stored during a flood of positions: p50 %.1f ms, max %.1f ms (%d positions"
-              " stored by the last alarm, of a backlog of %d)" % (
+              " stored by the first alarm, %d by the last, of a backlog of %d)" % (
                   statistics.median(latencies) * 1000, latencies[-1] * 1000,
-                  positions_stored_at_last_alarm, backlog))
-        assert positions_stored_at_last_alarm < backlog
+                  positions_stored_at[0], positions_stored_at[-1], backlog))
+        # The first alarm, published when the whole backlog waited, did not wait for
+        # it. (How far the later ones get depends on how fast this machine stores.)
+        assert positions_stored_at[0] < backlog
