@@ -103,12 +103,12 @@ ELECTION_WAIT = 30.0
 # whose peer stopped reading it can wait forever (seen in CI: a stopping node hung
 # for 300 s). Shutting down must end: past this, the socket is dropped.
 CLOSE_TIMEOUT = 5.0
-# The errors that mean "a leader is being elected, ask again shortly".
 # nats-py blocks a publish once 2 MiB wait unsent, until the flusher gets them out,
 # for ever by default, and swallows the cancellation of that wait: a peer that stops
 # reading would stall every publisher on the connection past any timeout. This bounds
 # it; the publish then goes on to wait for its PubAck, bounded by its own timeout.
 FLUSH_TIMEOUT = 1.0
+# The errors that mean "a leader is being elected, ask again shortly".
 ELECTION_ERRORS = (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                    nats.js.errors.ServiceUnavailableError)
 

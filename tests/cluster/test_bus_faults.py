@@ -61,12 +61,8 @@ async def test_a_node_starting_without_a_jetstream_quorum_waits_for_it(nats_clus
         assert not creating.done(), "streams created without a quorum: %r" % (creating.result(),)
         others[0].start()                 # two of three: a quorum again
         await asyncio.wait_for(creating, 40)
-        names = [n async for n in _stream_names(bus)]
+        names = [info.config.name for info in await bus.bulk.jsm().streams_info()]
         assert set(names) >= {name for _, name, _ in active_streams(bus.settings)}
     finally:
         await bus.close()
 
-
-async def _stream_names(bus):
-    for info in await bus.bulk.jsm().streams_info():
-        yield info.config.name
